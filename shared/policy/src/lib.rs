@@ -1,0 +1,238 @@
+//! Jurisdictions and their policy profiles.
+//!
+//! Where jurisdictions differ, the difference is data: every number and switch a rule sets lives
+//! in a profile file under `profiles/`, each value with the id of the rule it comes from. A value
+//! a jurisdiction's seed does not set is inherited from its parent, and finally from the national
+//! defaults (`000000-national.toml`). Code asks [`Profiles::resolve`] and never writes the number.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A value and the rule that sets it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ruled<T> {
+    pub value: T,
+    pub rule: String,
+}
+
+/// A deadline expressed the way its rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Months(u32),
+    WorkingDays(u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    National,
+    Province,
+    City,
+    District,
+}
+
+/// One profile file as written; absent values inherit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileValues {
+    pub objection_deadline_working_days: Option<Ruled<u32>>,
+    pub log_retention_months: Option<Ruled<u32>>,
+    pub max_agreement_term_months: Option<Ruled<u32>>,
+    pub fixed_agreement_term: Option<Ruled<bool>>,
+    pub secondary_max_term_months: Option<Ruled<u32>>,
+    pub renewal_window_months: Option<Ruled<u32>>,
+    pub plan_filing_deadline: Option<Ruled<Period>>,
+    pub agreement_filing_deadline: Option<Ruled<Period>>,
+    pub security_incident_lookback_years: Option<Ruled<u32>>,
+    pub min_credit_rating: Option<Ruled<String>>,
+    pub min_operating_years: Option<Ruled<u32>>,
+    pub access_during_rectification: Option<Ruled<String>>,
+    pub personal_information_in_scope: Option<Ruled<String>>,
+    pub sub_authorization: Option<Ruled<String>>,
+    pub modes: Option<Ruled<Vec<String>>>,
+    pub joint_review_for_conditional: Option<Ruled<bool>>,
+    pub min_query_group_size: Option<Ruled<u32>>,
+    pub refusal_burst_threshold: Option<Ruled<u32>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jurisdiction {
+    pub code: String,
+    pub name: String,
+    pub level: Level,
+    #[serde(default)]
+    pub parent: Option<String>,
+    pub version: u32,
+    #[serde(rename = "profile", default)]
+    pub values: ProfileValues,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("profile {file}: {reason}")]
+    Data { file: String, reason: String },
+    #[error("unknown jurisdiction `{0}`")]
+    UnknownJurisdiction(String),
+    #[error("jurisdiction `{jurisdiction}` has no value for `{key}` and no parent sets one")]
+    Unset { jurisdiction: String, key: &'static str },
+}
+
+/// The loaded profiles, by jurisdiction code.
+#[derive(Debug, Clone)]
+pub struct Profiles {
+    by_code: BTreeMap<String, Jurisdiction>,
+}
+
+macro_rules! built_in {
+    ($($file:literal),* $(,)?) => { &[$(($file, include_str!(concat!("../profiles/", $file)))),*] };
+}
+
+const BUILT_IN: &[(&str, &str)] = built_in!(
+    "000000-national.toml",
+    "610000-shaanxi.toml",
+    "610100-xian.toml",
+    "370700-weifang.toml",
+    "130700-zhangjiakou.toml",
+    "620100-lanzhou.toml",
+    "440305-nanshan.toml",
+);
+
+impl Profiles {
+    /// The profiles shipped with the platform.
+    pub fn built_in() -> Result<Profiles, PolicyError> {
+        Self::from_files(BUILT_IN.iter().copied())
+    }
+
+    pub fn from_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Profiles, PolicyError> {
+        let mut by_code = BTreeMap::new();
+        for (file, text) in files {
+            let j: Jurisdiction =
+                toml::from_str(text).map_err(|e| PolicyError::Data { file: file.into(), reason: e.to_string() })?;
+            by_code.insert(j.code.clone(), j);
+        }
+        for j in by_code.values() {
+            if let Some(p) = &j.parent
+                && !by_code.contains_key(p)
+            {
+                return Err(PolicyError::Data { file: j.code.clone(), reason: format!("parent `{p}` is not loaded") });
+            }
+        }
+        Ok(Profiles { by_code })
+    }
+
+    pub fn jurisdiction(&self, code: &str) -> Result<&Jurisdiction, PolicyError> {
+        self.by_code.get(code).ok_or_else(|| PolicyError::UnknownJurisdiction(code.into()))
+    }
+
+    pub fn jurisdictions(&self) -> impl Iterator<Item = &Jurisdiction> {
+        self.by_code.values()
+    }
+
+    /// The chain from `code` up to the national defaults.
+    fn chain(&self, code: &str) -> Result<Vec<&Jurisdiction>, PolicyError> {
+        let mut out = vec![self.jurisdiction(code)?];
+        while let Some(parent) = out.last().and_then(|j| j.parent.as_deref()) {
+            if out.len() > 16 {
+                return Err(PolicyError::Data { file: code.into(), reason: "parent cycle".into() });
+            }
+            out.push(self.jurisdiction(parent)?);
+        }
+        Ok(out)
+    }
+
+    /// The effective profile of `code`: each value from the nearest jurisdiction that sets it.
+    pub fn resolve(&self, code: &str) -> Result<Profile, PolicyError> {
+        let chain = self.chain(code)?;
+        let pick = |f: &dyn Fn(&ProfileValues) -> bool| chain.iter().find(|j| f(&j.values)).map(|j| &j.values);
+        macro_rules! inherit {
+            ($($field:ident),*) => {
+                ProfileValues { $($field: pick(&|v| v.$field.is_some()).and_then(|v| v.$field.clone()),)* }
+            };
+        }
+        let values = inherit!(
+            objection_deadline_working_days, log_retention_months, max_agreement_term_months,
+            fixed_agreement_term, secondary_max_term_months, renewal_window_months, plan_filing_deadline,
+            agreement_filing_deadline, security_incident_lookback_years, min_credit_rating, min_operating_years,
+            access_during_rectification, personal_information_in_scope, sub_authorization, modes,
+            joint_review_for_conditional, min_query_group_size, refusal_burst_threshold
+        );
+        let own = chain[0];
+        Ok(Profile { jurisdiction: own.code.clone(), version: own.version, values })
+    }
+}
+
+/// The effective profile of one jurisdiction.
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    pub jurisdiction: String,
+    pub version: u32,
+    pub values: ProfileValues,
+}
+
+impl Profile {
+    /// Working days to handle a data-quality objection (LZ-5 and the national default).
+    pub fn objection_deadline(&self) -> Result<&Ruled<u32>, PolicyError> {
+        self.values.objection_deadline_working_days.as_ref().ok_or_else(|| PolicyError::Unset {
+            jurisdiction: self.jurisdiction.clone(),
+            key: "objection_deadline_working_days",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_profiles_load() {
+        let p = Profiles::built_in().unwrap();
+        assert_eq!(p.jurisdictions().count(), 7);
+    }
+
+    #[test]
+    fn lanzhou_objections_are_due_in_15_working_days_lz_5() {
+        let p = Profiles::built_in().unwrap().resolve("620100").unwrap();
+        let d = p.objection_deadline().unwrap();
+        assert_eq!((d.value, d.rule.as_str()), (15, "LZ-5"));
+    }
+
+    #[test]
+    fn a_city_inherits_its_province_sx_19() {
+        let p = Profiles::built_in().unwrap().resolve("610100").unwrap();
+        assert_eq!(p.values.plan_filing_deadline.unwrap(), Ruled { value: Period::Months(1), rule: "SX-19".into() });
+        assert_eq!(p.values.max_agreement_term_months.unwrap().value, 60);
+    }
+
+    #[test]
+    fn weifang_files_plans_in_20_working_days_wf_11() {
+        let p = Profiles::built_in().unwrap().resolve("370700").unwrap();
+        assert_eq!(p.values.plan_filing_deadline.unwrap().value, Period::WorkingDays(20));
+    }
+
+    #[test]
+    fn zhangjiakou_never_puts_personal_information_in_scope_zjk_15() {
+        let p = Profiles::built_in().unwrap().resolve("130700").unwrap();
+        assert_eq!(p.values.personal_information_in_scope.unwrap().value, "never");
+        // Unset in the city's file: the national default applies.
+        assert_eq!(p.values.objection_deadline_working_days.unwrap().value, 15);
+    }
+
+    #[test]
+    fn nanshan_terms_are_3_years_with_a_6_month_window_ns_15() {
+        let p = Profiles::built_in().unwrap().resolve("440305").unwrap();
+        assert_eq!(p.values.max_agreement_term_months.unwrap().value, 36);
+        assert_eq!(p.values.renewal_window_months.unwrap().value, 6);
+    }
+
+    #[test]
+    fn unknown_keys_and_parents_are_refused() {
+        let bad = [("x.toml", "code = \"1\"\nname = \"x\"\nlevel = \"city\"\nversion = 1\n[profile]\nmax_term = 3\n")];
+        assert!(Profiles::from_files(bad).is_err());
+        let orphan = [("y.toml", "code = \"2\"\nname = \"y\"\nlevel = \"city\"\nparent = \"9\"\nversion = 1\n")];
+        assert!(Profiles::from_files(orphan).is_err());
+        assert!(matches!(Profiles::built_in().unwrap().resolve("999999"), Err(PolicyError::UnknownJurisdiction(_))));
+    }
+}

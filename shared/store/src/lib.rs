@@ -1,0 +1,238 @@
+//! The service's own PostgreSQL database, through diesel-async.
+//!
+//! Owned here: the connection [`Pool`] and its metrics, [`migrate`] (each service's migrations are
+//! embedded in its binary and applied at start under an advisory lock, so replicas starting
+//! together migrate once), database creation for the launcher and the test harness, and the
+//! readiness check. Services and shared crates import it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::{QueryableByName, sql_types};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, deadpool::Object};
+use diesel_migrations::EmbeddedMigrations;
+use platform_settings::DatabaseSettings;
+
+pub use diesel_async::pooled_connection::deadpool::Pool as DeadPool;
+
+pub type Pool = DeadPool<AsyncPgConnection>;
+pub type PooledConn = Object<AsyncPgConnection>;
+pub use diesel_async::AsyncPgConnection as PgConn;
+
+/// Advisory-lock key under which migrations run ("migrate" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6d69_6772_6174_65;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database pool: {0}")]
+    Pool(String),
+    #[error("database: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migrations: {0}")]
+    Migration(String),
+    #[error("invalid database name `{0}`")]
+    Name(String),
+}
+
+/// Builds the pool. Connections are made lazily; [`check`] proves the database answers.
+pub fn pool(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(settings.url.clone());
+    Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .wait_timeout(Some(Duration::from_secs(settings.acquire_timeout_secs)))
+        .create_timeout(Some(Duration::from_secs(settings.acquire_timeout_secs)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::Pool(e.to_string()))
+}
+
+/// Takes a connection from the pool.
+pub async fn conn(pool: &Pool) -> Result<PooledConn, StoreError> {
+    pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
+}
+
+/// Applies every pending migration of `sets`, in order, holding a database-wide advisory lock.
+/// Returns how many were applied.
+pub async fn migrate(url: &str, sets: &'static [EmbeddedMigrations]) -> Result<usize, StoreError> {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || blocking::migrate(&url, sets))
+        .await
+        .map_err(|e| StoreError::Migration(e.to_string()))?
+}
+
+/// diesel's migration harness is synchronous: it runs on a blocking thread through
+/// diesel-async's connection wrapper (no libpq).
+mod blocking {
+    use diesel::{Connection, RunQueryDsl, sql_types};
+    use diesel_async::AsyncPgConnection;
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _};
+
+    use super::{MIGRATION_LOCK, StoreError};
+
+    /// `MigrationSource` is implemented for owned sets only; this lends one.
+    struct Borrowed<'a>(&'a EmbeddedMigrations);
+
+    impl diesel::migration::MigrationSource<diesel::pg::Pg> for Borrowed<'_> {
+        fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<diesel::pg::Pg>>>> {
+            diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(self.0)
+        }
+    }
+
+    pub fn migrate(url: &str, sets: &[EmbeddedMigrations]) -> Result<usize, StoreError> {
+        let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let lock = diesel::sql_query("SELECT pg_advisory_lock($1)").bind::<sql_types::BigInt, _>(MIGRATION_LOCK);
+        RunQueryDsl::execute(lock, &mut conn)?;
+        let mut applied = 0;
+        let mut result = Ok(());
+        for set in sets {
+            match conn.run_pending_migrations(Borrowed(set)) {
+                Ok(versions) => applied += versions.len(),
+                Err(e) => {
+                    result = Err(StoreError::Migration(e.to_string()));
+                    break;
+                }
+            }
+        }
+        let unlock = diesel::sql_query("SELECT pg_advisory_unlock($1)").bind::<sql_types::BigInt, _>(MIGRATION_LOCK);
+        RunQueryDsl::execute(unlock, &mut conn)?;
+        result.map(|_| applied)
+    }
+}
+
+#[derive(QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = sql_types::Bool)]
+    exists: bool,
+}
+
+/// A database name we create ourselves: lower-case letters, digits and `_`, so it needs no quoting.
+pub fn valid_database_name(name: &str) -> Result<&str, StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if ok { Ok(name) } else { Err(StoreError::Name(name.into())) }
+}
+
+/// Creates database `name` (optionally from `template`) through `admin_url` unless it exists.
+pub async fn create_database(admin_url: &str, name: &str, template: Option<&str>) -> Result<bool, StoreError> {
+    valid_database_name(name)?;
+    if let Some(t) = template {
+        valid_database_name(t)?;
+    }
+    let mut conn = AsyncPgConnection::establish(admin_url).await.map_err(|e| StoreError::Pool(e.to_string()))?;
+    let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+        .bind::<sql_types::Text, _>(name)
+        .get_result(&mut conn)
+        .await?;
+    if found.exists {
+        return Ok(false);
+    }
+    let sql = match template {
+        Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
+        None => format!("CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0"),
+    };
+    diesel::sql_query(sql).execute(&mut conn).await?;
+    Ok(true)
+}
+
+/// Drops database `name` if it exists, closing other sessions first.
+pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
+    valid_database_name(name)?;
+    let mut conn = AsyncPgConnection::establish(admin_url).await.map_err(|e| StoreError::Pool(e.to_string()))?;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
+    Ok(())
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    }
+}
+
+/// The readiness check: a pooled connection answers `SELECT 1`.
+pub fn check(pool: Pool) -> platform_telemetry::Check {
+    Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let mut c = conn(&pool).await.map_err(|e| e.to_string())?;
+            diesel::sql_query("SELECT 1").execute(&mut *c).await.map_err(|e| e.to_string())?;
+            Ok(())
+        })
+    })
+}
+
+/// Exposes the pool's size, idle connections and waiters as `db_pool_connections{state}`.
+pub struct PoolCollector {
+    pool: Pool,
+    gauge: prometheus::IntGaugeVec,
+}
+
+impl PoolCollector {
+    pub fn new(pool: Pool) -> Result<PoolCollector, prometheus::Error> {
+        let gauge = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new("db_pool_connections", "Database pool connections by state (max, open, idle, waiting)"),
+            &["state"],
+        )?;
+        Ok(PoolCollector { pool, gauge })
+    }
+}
+
+impl prometheus::core::Collector for PoolCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.gauge.desc()
+    }
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let s = self.pool.status();
+        for (state, v) in [("max", s.max_size), ("open", s.size), ("idle", s.available), ("waiting", s.waiting)] {
+            self.gauge.with_label_values(&[state]).set(v as i64);
+        }
+        self.gauge.collect()
+    }
+}
+
+/// The name of the unique constraint a failed statement violated, if that is why it failed.
+pub fn unique_violation(e: &diesel::result::Error) -> Option<&str> {
+    match e {
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info) => {
+            Some(info.constraint_name().unwrap_or(""))
+        }
+        _ => None,
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_are_checked() {
+        assert!(valid_database_name("catalog").is_ok());
+        assert!(valid_database_name("t_0193ab").is_ok());
+        assert!(valid_database_name("x; DROP DATABASE y").is_err());
+        assert!(valid_database_name("Catalog").is_err());
+        assert!(valid_database_name("1abc").is_err());
+    }
+
+    #[test]
+    fn database_is_swapped_in_urls() {
+        assert_eq!(with_database("postgres://u:p@h:5/postgres", "catalog"), "postgres://u:p@h:5/catalog");
+        assert_eq!(with_database("postgres://h:5/postgres?sslmode=disable", "c"), "postgres://h:5/c?sslmode=disable");
+        assert_eq!(with_database("postgres://h:5", "c"), "postgres://h:5/c");
+    }
+}

@@ -2,6 +2,34 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO ?= cargo
 
-.PHONY: test
-test:
-	$(CARGO) test --workspace
+.PHONY: help deps test run bench lint fmt proto-snapshot clean
+
+help:
+	@echo "make run    - start the whole platform on this machine (PostgreSQL, broker, services, demo data)"
+	@echo "make test   - install what is missing, then run every test against real PostgreSQL and Kafka"
+	@echo "make bench  - measure the outbox pipeline, commit-to-consumer latency and search latency"
+	@echo "make lint   - rustfmt and clippy"
+
+deps:
+	@bash scripts/ensure-deps.sh
+
+test: deps
+	@bash scripts/test.sh
+
+run: deps
+	$(CARGO) build --locked -p platform-launcher --bin platform
+	$(CARGO_TARGET_DIR)/debug/platform run
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+# After an intended, wire-compatible schema change: refresh the committed descriptor snapshot.
+proto-snapshot:
+	UPDATE_PROTO_SNAPSHOT=1 $(CARGO) test -p platform-events --lib compat
+
+clean:
+	rm -rf .dev $(CARGO_TARGET_DIR)/test-pg

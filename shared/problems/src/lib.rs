@@ -217,9 +217,10 @@ pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest)
 }
 
 /// The answer for routes that do not exist.
-pub async fn no_route(req: HttpRequest) -> Problem {
+pub async fn no_route(req: HttpRequest) -> HttpResponse {
     Problem::new(StatusCode::NOT_FOUND, "no-route", "No such route")
         .with_detail(format!("{} {} is not a route of this service", req.method(), req.path()))
+        .error_response()
 }
 
 /// Installs path and query error handlers and the body limit on an app or scope.

@@ -172,6 +172,10 @@ pub struct KafkaSettings {
     pub linger_ms: u32,
     /// Consumer `fetch.wait.max.ms`.
     pub fetch_wait_max_ms: u32,
+    /// Prepended to every topic name (e.g. `staging.`); empty in production. Tests use it so
+    /// that each test has topics of its own.
+    #[serde(default)]
+    pub topic_prefix: String,
     /// `security.protocol` (plaintext, ssl, sasl_ssl); credentials come from the environment.
     #[serde(default = "default_protocol")]
     pub security_protocol: String,
@@ -192,6 +196,7 @@ impl std::fmt::Debug for KafkaSettings {
         f.debug_struct("KafkaSettings")
             .field("brokers", &self.brokers)
             .field("group_prefix", &self.group_prefix)
+            .field("topic_prefix", &self.topic_prefix)
             .field("security_protocol", &self.security_protocol)
             .field("sasl_username", &self.sasl_username)
             .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
@@ -200,6 +205,11 @@ impl std::fmt::Debug for KafkaSettings {
 }
 
 impl KafkaSettings {
+    /// The full name of topic `name` (with [`KafkaSettings::topic_prefix`]).
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.topic_prefix)
+    }
+
     pub fn validate(&self, prefix: &str) -> Result<(), SettingsError> {
         let brokers: Vec<&str> = self.brokers.split(',').map(str::trim).filter(|b| !b.is_empty()).collect();
         if brokers.is_empty() {

@@ -15,7 +15,7 @@ pub use readiness::{Check, Readiness, health_routes};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use platform_settings::TelemetrySettings;
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{EnvFilter, Layer as _, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 pub use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 pub use tracing_actix_web::TracingLogger;
@@ -62,13 +62,20 @@ pub fn init(service: &str, settings: &TelemetrySettings, extra: Option<InMemoryS
     opentelemetry::global::set_tracer_provider(provider.clone());
 
     let filter = EnvFilter::try_new(&settings.log_filter).map_err(|e| format!("telemetry.log_filter: {e}"))?;
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // Spans go to OpenTelemetry at info and above whatever the log filter says, so quieting
+    // logs never breaks traces.
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(LevelFilter::INFO);
+    let registry = tracing_subscriber::registry().with(otel);
     let result = if settings.log_format == "pretty" {
-        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init()
+        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter)).try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().event_format(logs::JsonWithTrace).with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(logs::JsonWithTrace)
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
             .try_init()
     };
     result.map_err(|e| format!("tracing subscriber already set: {e}"))?;

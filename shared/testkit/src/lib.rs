@@ -1,0 +1,188 @@
+//! The test harness every service's tests use.
+//!
+//! - [`database`]: a fresh, real PostgreSQL database per test, cloned from a template migrated
+//!   once per schema (creation is serialized across test processes with an advisory lock).
+//!   The cluster is the one `make test` starts (`PLATFORM_TEST_DATABASE_URL`).
+//! - [`settings`]: service settings for one test: port 0, the process's local Kafka-protocol
+//!   broker, a topic prefix and consumer groups of the test's own (its topics are created on the
+//!   broker), and the harness's JWKS.
+//! - [`token`]: a signed token for any roles; [`spans`]: the spans the process exported.
+//!
+//! Only tests import it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use diesel_migrations::EmbeddedMigrations;
+use platform_auth::{Role, issuer::DevIssuer};
+use platform_broker::LocalBroker;
+use platform_settings::{CommonSettings, Sources};
+use platform_telemetry::InMemorySpanExporter;
+
+pub use platform_telemetry::SpanData;
+
+/// What one test process shares: the broker, the token issuer, the span exporter.
+pub struct Harness {
+    pub admin_url: String,
+    pub broker: LocalBroker,
+    pub issuer: Arc<DevIssuer>,
+    pub jwks_path: PathBuf,
+    pub spans: InMemorySpanExporter,
+}
+
+/// The process-wide harness, started on first use.
+pub fn harness() -> &'static Harness {
+    static H: OnceLock<Harness> = OnceLock::new();
+    H.get_or_init(|| {
+        let admin_url = std::env::var("PLATFORM_TEST_DATABASE_URL").unwrap_or_else(|_| {
+            panic!("PLATFORM_TEST_DATABASE_URL is not set: run the tests with `make test`, which starts PostgreSQL")
+        });
+        let spans = InMemorySpanExporter::default();
+        let telemetry = platform_settings::TelemetrySettings {
+            log_filter: std::env::var("PLATFORM_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            log_format: "json".into(),
+            otlp_endpoint: None,
+        };
+        // Keep the provider for the life of the process (spans are exported as they end).
+        if let Ok(guard) = platform_telemetry::init("test", &telemetry, Some(spans.clone())) {
+            std::mem::forget(guard);
+        }
+        let broker = LocalBroker::start().expect("local broker");
+        let issuer = Arc::new(DevIssuer::generate().expect("key"));
+        let jwks_path = std::env::temp_dir().join(format!("platform-test-jwks-{}.json", std::process::id()));
+        std::fs::write(&jwks_path, issuer.jwks_json()).expect("write jwks");
+        Harness { admin_url, broker, issuer, jwks_path, spans }
+    })
+}
+
+/// A token for `roles` in `jurisdiction`, subject `sub`, organisation `org-<sub>`.
+pub fn token(sub: &str, jurisdiction: &str, roles: &[Role]) -> String {
+    harness().issuer.token(sub, &format!("org-{sub}"), jurisdiction, roles).expect("token")
+}
+
+/// Every span this process has exported so far.
+pub fn spans() -> Vec<SpanData> {
+    harness().spans.get_finished_spans().unwrap_or_default()
+}
+
+#[derive(QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exists: bool,
+}
+
+/// A database of the test's own.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+fn template_name(service: &str, sets: &[EmbeddedMigrations]) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for set in sets {
+        for m in diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(set).unwrap_or_default() {
+            m.name().to_string().hash(&mut h);
+        }
+    }
+    format!("tpl_{service}_{:x}", h.finish() & 0xffff_ffff)
+}
+
+/// A fresh database migrated with `sets`, cloned from a template made once per schema.
+pub async fn database(service: &str, sets: &'static [EmbeddedMigrations]) -> TestDb {
+    let h = harness();
+    let template = template_name(service, sets);
+    let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = AsyncPgConnection::establish(&h.admin_url).await.expect("connect to the test cluster");
+    diesel::sql_query("SELECT pg_advisory_lock(4242)").execute(&mut admin).await.expect("lock");
+    let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+        .bind::<diesel::sql_types::Text, _>(&template)
+        .get_result(&mut admin)
+        .await
+        .expect("query");
+    if !found.exists {
+        let building = format!("{template}_build");
+        platform_store::drop_database(&h.admin_url, &building).await.expect("drop");
+        platform_store::create_database(&h.admin_url, &building, None).await.expect("create template");
+        platform_store::migrate(&platform_store::with_database(&h.admin_url, &building), sets).await.expect("migrate template");
+        diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {template}")).execute(&mut admin).await.expect("rename");
+    }
+    // The template may still be held for a moment by a closing connection: retry briefly.
+    let mut tries = 0;
+    loop {
+        match platform_store::create_database(&h.admin_url, &name, Some(&template)).await {
+            Ok(_) => break,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("creating {name} from {template}: {e}"),
+        }
+    }
+    diesel::sql_query("SELECT pg_advisory_unlock(4242)").execute(&mut admin).await.expect("unlock");
+    TestDb { url: platform_store::with_database(&h.admin_url, &name), name }
+}
+
+/// Settings for one test's service: its database, port 0, its own topic prefix and groups.
+pub fn settings(db: &TestDb, extra: &[(&str, &str)]) -> CommonSettings {
+    let h = harness();
+    let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    for topic in platform_events::topics::ALL {
+        let full = format!("{prefix}{topic}");
+        h.broker.create_topic(&full, 3).expect("topic");
+        h.broker.create_topic(&platform_events::topics::dead_letter(&full), 1).expect("dlq topic");
+    }
+    let mut overrides: Vec<(String, String)> = vec![
+        ("database.url".into(), db.url.clone()),
+        ("database.pool_size".into(), "6".into()),
+        ("kafka.brokers".into(), h.broker.bootstrap().into()),
+        ("kafka.topic_prefix".into(), prefix.clone()),
+        ("kafka.group_prefix".into(), prefix.trim_end_matches('.').into()),
+        ("auth.jwks_file".into(), h.jwks_path.display().to_string()),
+        ("http.workers".into(), "1".into()),
+    ];
+    overrides.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    platform_settings::load(
+        platform_settings::COMMON_DEFAULTS,
+        &Sources { overrides, environment: Some(Default::default()), ..Sources::default() },
+    )
+    .expect("test settings")
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A plain consumer of one topic, reading from the beginning: for tests that watch a topic.
+pub fn topic_reader(settings: &CommonSettings, topic: &str) -> rdkafka::consumer::StreamConsumer {
+    use rdkafka::consumer::Consumer as _;
+    let c: rdkafka::consumer::StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka.brokers)
+        .set("group.id", format!("reader-{}", uuid::Uuid::now_v7().simple()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("reader");
+    c.subscribe(&[&settings.kafka.topic(topic)]).expect("subscribe");
+    c
+}

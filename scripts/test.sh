@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make test`: builds everything, starts a private PostgreSQL for the run (fsync off: the data
+# is thrown away), runs every test (each test process serves its own Kafka-protocol broker),
+# then stops PostgreSQL whatever happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${CARGO_TARGET_DIR:=$PWD/target}"
+export CARGO_TARGET_DIR
+
+PGDIR="$CARGO_TARGET_DIR/test-pg"
+PGPORT="${PLATFORM_TEST_PG_PORT:-55439}"
+
+cargo build --workspace --all-targets --locked
+rm -rf "$PGDIR"
+url=$("$CARGO_TARGET_DIR/debug/platform" pg-start --dir "$PGDIR" --port "$PGPORT" --fast | sed -n 's/^DATABASE_URL=//p')
+trap '"$CARGO_TARGET_DIR/debug/platform" pg-stop --dir "$PGDIR" --port "$PGPORT" >/dev/null 2>&1 || true' EXIT
+export PLATFORM_TEST_DATABASE_URL="$url"
+echo "test PostgreSQL: $url"
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+  echo "cargo-nextest not found: running cargo test"
+  cargo test --workspace --locked --no-fail-fast "$@"
+fi
+# Documentation tests are not run by nextest.
+cargo test --workspace --locked --doc

@@ -1,0 +1,304 @@
+//! Consumers that apply each event exactly once and never stall a partition.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use futures::future::BoxFuture;
+use platform_events::Envelope;
+use platform_settings::KafkaSettings;
+use platform_store::Pool;
+use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, Statistics};
+use tokio::sync::watch;
+use tracing::Instrument as _;
+
+use crate::metrics::MessagingMetrics;
+use crate::schema::inbox;
+
+/// Why a handler did not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event can never be applied (invalid content, a rule refuses it): dead-letter it now.
+    #[error("{0}")]
+    Permanent(String),
+    /// It may work later (a conflict, a timeout): retried a few times, then dead-lettered.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl From<diesel::result::Error> for HandlerError {
+    fn from(e: diesel::result::Error) -> Self {
+        HandlerError::Transient(e.to_string())
+    }
+}
+
+/// Applies one event inside the consumer's transaction (the inbox row is in the same one).
+pub trait Handler: Send + Sync + 'static {
+    fn handle<'a>(&'a self, conn: &'a mut AsyncPgConnection, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), HandlerError>>;
+}
+
+/// Updates the lag gauge from librdkafka's statistics.
+struct LagContext {
+    name: String,
+    metrics: MessagingMetrics,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[&self.name, topic, &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
+/// A named consumer of some topics, in its own consumer group.
+pub struct Consumer {
+    name: String,
+    pool: Pool,
+    consumer: StreamConsumer<LagContext>,
+    dlq: FutureProducer,
+    handler: Arc<dyn Handler>,
+    metrics: MessagingMetrics,
+    max_attempts: u32,
+}
+
+enum Outcome {
+    Applied,
+    Duplicate,
+}
+
+enum TxError {
+    Db(diesel::result::Error),
+    Handler(HandlerError),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        TxError::Db(e)
+    }
+}
+
+impl Consumer {
+    /// `name` identifies the consumer in the inbox, metrics and its group id
+    /// (`<group_prefix>.<name>`).
+    pub fn new(
+        name: &str,
+        topics: &[&str],
+        pool: Pool,
+        kafka: &KafkaSettings,
+        handler: Arc<dyn Handler>,
+        metrics: MessagingMetrics,
+    ) -> Result<Consumer, String> {
+        let context = LagContext { name: name.to_string(), metrics: metrics.clone() };
+        let consumer: StreamConsumer<LagContext> = crate::client_config(kafka)
+            .set("group.id", format!("{}.{}", kafka.group_prefix, name))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
+            .set("statistics.interval.ms", "5000")
+            .set("session.timeout.ms", "10000")
+            .create_with_context(context)
+            .map_err(|e| format!("consumer {name}: {e}"))?;
+        consumer.subscribe(topics).map_err(|e| format!("consumer {name}: {e}"))?;
+        let dlq = crate::client_config(kafka)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .create::<FutureProducer>()
+            .map_err(|e| format!("dead-letter producer {name}: {e}"))?;
+        Ok(Consumer { name: name.to_string(), pool, consumer, dlq, handler, metrics, max_attempts: 3 })
+    }
+
+    /// Consumes until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let msg = tokio::select! {
+                m = self.consumer.recv() => m,
+                _ = stop.changed() => return,
+            };
+            match msg {
+                Ok(msg) => self.process(&msg).await,
+                Err(e) => {
+                    tracing::warn!(consumer = %self.name, error = %e, "kafka receive failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Handles one message to the end: applied, duplicate or dead-lettered; then commits its offset.
+    async fn process(&self, msg: &BorrowedMessage<'_>) {
+        let topic = msg.topic().to_string();
+        let span = tracing::info_span!(
+            "consume",
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.destination.name = %topic,
+            messaging.kafka.partition = msg.partition(),
+            messaging.kafka.offset = msg.offset(),
+            messaging.consumer.group.name = %self.name,
+            messaging.message.id = tracing::field::Empty,
+        );
+        crate::trace::set_parent_from(&span, &crate::trace::KafkaExtractor(msg.headers()));
+        async {
+            let outcome = match Envelope::decode_checked(msg.payload().unwrap_or_default()) {
+                Err(e) => Err(HandlerError::Permanent(format!("undecodable envelope: {e}"))),
+                Ok(env) => {
+                    tracing::Span::current().record("messaging.message.id", env.event_id.as_str());
+                    self.apply_with_retries(msg, &env).await
+                }
+            };
+            let label = match outcome {
+                Ok(Outcome::Applied) => "applied",
+                Ok(Outcome::Duplicate) => "duplicate",
+                Err(e) => {
+                    self.dead_letter(msg, &e).await;
+                    "dead_lettered"
+                }
+            };
+            self.metrics.consumed.with_label_values(&[&self.name, &topic, label]).inc();
+            self.commit(msg).await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn apply_with_retries(&self, msg: &BorrowedMessage<'_>, env: &Envelope) -> Result<Outcome, HandlerError> {
+        let mut attempt = 0;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            attempt += 1;
+            match self.apply(msg, env).await {
+                Ok(o) => return Ok(o),
+                Err(TxError::Handler(HandlerError::Permanent(e))) => {
+                    self.failure(msg.topic(), "permanent");
+                    return Err(HandlerError::Permanent(e));
+                }
+                Err(TxError::Handler(HandlerError::Transient(e))) => {
+                    self.failure(msg.topic(), "transient");
+                    if attempt >= self.max_attempts {
+                        return Err(HandlerError::Transient(format!("after {attempt} attempts: {e}")));
+                    }
+                }
+                Err(TxError::Db(e)) => {
+                    // The database itself failed (not the handler): nothing can be applied until it
+                    // is back, so keep the message and retry rather than dead-letter it.
+                    self.failure(msg.topic(), "database");
+                    tracing::warn!(consumer = %self.name, error = %e, "database unavailable; retrying");
+                    attempt = attempt.saturating_sub(1);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn failure(&self, topic: &str, kind: &str) {
+        self.metrics.handler_failures.with_label_values(&[&self.name, topic, kind]).inc();
+    }
+
+    /// One transaction: the inbox row, then the handler's effect.
+    async fn apply(&self, msg: &BorrowedMessage<'_>, env: &Envelope) -> Result<Outcome, TxError> {
+        let event_id = env.event_uuid().map_err(|e| TxError::Handler(HandlerError::Permanent(e.to_string())))?;
+        let mut conn = platform_store::conn(&self.pool)
+            .await
+            .map_err(|e| TxError::Db(diesel::result::Error::QueryBuilderError(e.to_string().into())))?;
+        let name = self.name.as_str();
+        let topic = msg.topic();
+        let (partition, offset) = (msg.partition(), msg.offset());
+        let handler = self.handler.as_ref();
+        let conn: &mut AsyncPgConnection = &mut conn;
+        conn.transaction::<_, TxError, _>(async move |c: &mut AsyncPgConnection| {
+            let inserted = diesel::insert_into(inbox::table)
+                .values((
+                    inbox::consumer.eq(name),
+                    inbox::event_id.eq(event_id),
+                    inbox::topic.eq(topic),
+                    inbox::kafka_partition.eq(partition),
+                    inbox::kafka_offset.eq(offset),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)
+                .await?;
+            if inserted == 0 {
+                return Ok(Outcome::Duplicate);
+            }
+            handler.handle(c, env).await.map_err(TxError::Handler)?;
+            Ok(Outcome::Applied)
+        })
+        .await
+    }
+
+    /// Sends the message, unchanged, to `<topic>.dlq` with the error in headers. Retries until the
+    /// broker accepts it: a message is never dropped.
+    async fn dead_letter(&self, msg: &BorrowedMessage<'_>, error: &HandlerError) {
+        let dlq_topic = platform_events::topics::dead_letter(msg.topic());
+        let error_text = error.to_string();
+        let partition = msg.partition().to_string();
+        let offset = msg.offset().to_string();
+        tracing::error!(consumer = %self.name, topic = msg.topic(), partition = msg.partition(), offset = msg.offset(),
+            error = %error_text, "event dead-lettered");
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let mut headers = OwnedHeaders::new();
+            if let Some(h) = msg.headers() {
+                for header in h.iter() {
+                    headers = headers.insert(rdkafka::message::Header { key: header.key, value: header.value });
+                }
+            }
+            let headers = headers
+                .insert(rdkafka::message::Header { key: "dlq.error", value: Some(error_text.as_bytes()) })
+                .insert(rdkafka::message::Header { key: "dlq.topic", value: Some(msg.topic().as_bytes()) })
+                .insert(rdkafka::message::Header { key: "dlq.partition", value: Some(partition.as_bytes()) })
+                .insert(rdkafka::message::Header { key: "dlq.offset", value: Some(offset.as_bytes()) })
+                .insert(rdkafka::message::Header { key: "dlq.consumer", value: Some(self.name.as_bytes()) });
+            let mut record = FutureRecord::<[u8], [u8]>::to(&dlq_topic).headers(headers);
+            if let Some(k) = msg.key() {
+                record = record.key(k);
+            }
+            if let Some(p) = msg.payload() {
+                record = record.payload(p);
+            }
+            match self.dlq.send(record, Duration::from_secs(10)).await {
+                Ok(_) => {
+                    self.metrics.dead_letters.with_label_values(&[&self.name, msg.topic()]).inc();
+                    return;
+                }
+                Err((e, _)) => {
+                    tracing::error!(consumer = %self.name, error = %e, "dead-letter publish failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Commits the offset after the message's database transaction (or dead letter) is done.
+    async fn commit(&self, msg: &BorrowedMessage<'_>) {
+        if let Err(e) = self.consumer.store_offset_from_message(msg) {
+            tracing::warn!(consumer = %self.name, error = %e, "offset store failed");
+        }
+        if let Err(e) = self.consumer.commit_message(msg, CommitMode::Async) {
+            // Redelivery after a failed commit is harmless: the inbox makes it a duplicate.
+            tracing::warn!(consumer = %self.name, error = %e, "offset commit failed");
+        }
+    }
+}

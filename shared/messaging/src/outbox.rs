@@ -1,0 +1,26 @@
+//! Writing events in the caller's transaction.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use platform_events::{Envelope, Message as _};
+
+use crate::schema::outbox;
+
+/// Adds `envelope` to the outbox for `topic`, keyed by its aggregate id. Call it inside the
+/// transaction that makes the change the event describes.
+pub async fn enqueue(conn: &mut AsyncPgConnection, topic: &str, envelope: &Envelope) -> QueryResult<()> {
+    let event_id = envelope.event_uuid().map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let headers = serde_json::to_value(crate::trace::current_context_headers()).unwrap_or_default();
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::event_id.eq(event_id),
+            outbox::topic.eq(topic),
+            outbox::message_key.eq(&envelope.aggregate_id),
+            outbox::event_type.eq(&envelope.event_type),
+            outbox::payload.eq(envelope.encode_to_vec()),
+            outbox::trace_headers.eq(headers),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

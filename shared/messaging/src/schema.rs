@@ -1,0 +1,24 @@
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        event_id -> Uuid,
+        topic -> Text,
+        message_key -> Text,
+        event_type -> Text,
+        payload -> Bytea,
+        trace_headers -> Jsonb,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    inbox (consumer, event_id) {
+        consumer -> Text,
+        event_id -> Uuid,
+        topic -> Text,
+        kafka_partition -> Integer,
+        kafka_offset -> BigInt,
+        processed_at -> Timestamptz,
+    }
+}

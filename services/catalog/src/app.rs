@@ -1,0 +1,526 @@
+//! The catalog's use cases: each loads what it needs, applies the domain rule, writes the new
+//! state and its event in one transaction, then wakes the outbox relay.
+
+use std::sync::Arc;
+
+use chrono::{Datelike as _, NaiveDate, Utc};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use platform_auth::{Caller, Role};
+use platform_calendar::Calendar;
+use platform_events::catalog::ResourceChange;
+use platform_messaging::RelayHandle;
+use platform_policy::Profiles;
+use platform_store::Pool;
+use uuid::Uuid;
+
+use crate::domain::objection::{self, ObjectionAction, ObjectionState};
+use crate::domain::resource::{Action, ResourceContent, ResourceState, transition};
+use crate::errors::{Error, Result};
+use crate::events;
+use crate::store::{
+    ObjectionFilter, ObjectionRow, RegistrationRow, ResourceFilter, ResourceRow, StepRow, VersionRow,
+};
+use crate::views::{Objection, Page, Registration, Resource, ResourceVersion};
+
+/// What every use case needs.
+#[derive(Clone)]
+pub struct State {
+    pub pool: Pool,
+    pub relay: RelayHandle,
+    pub profiles: Arc<Profiles>,
+    pub calendar: &'static Calendar,
+    pub topic_prefix: String,
+}
+
+/// Roles that may read the published catalog: every platform role.
+pub const READERS: &[Role] = &Role::ALL;
+
+/// Largest page a list returns.
+pub const MAX_PAGE: i64 = 200;
+
+impl State {
+    async fn conn(&self) -> Result<platform_store::PooledConn> {
+        Ok(platform_store::conn(&self.pool).await?)
+    }
+}
+
+fn check_content(c: &ResourceContent) -> Result<()> {
+    c.validate().map_err(Error::Invalid)
+}
+
+fn reason_text(field: &str, reason: &str) -> Result<String> {
+    let r = reason.trim();
+    if r.is_empty() {
+        return Err(Error::Invalid(crate::domain::resource::Invalid { field: field.into(), reason: "a reason is required".into() }));
+    }
+    if r.chars().count() > 2000 {
+        return Err(Error::Invalid(crate::domain::resource::Invalid { field: field.into(), reason: "must be at most 2000 characters".into() }));
+    }
+    Ok(r.to_string())
+}
+
+/// Drafts and submissions are visible only to the catalog's own departments in the jurisdiction.
+fn visible(caller: &Caller, row: &ResourceRow) -> bool {
+    matches!(row.state.as_str(), "published" | "withdrawn")
+        || ((caller.has(Role::IndustryDept) || caller.has(Role::DataAdmin)) && caller.jurisdiction() == row.jurisdiction)
+}
+
+// ---- resources -------------------------------------------------------------------------------
+
+/// An industry department drafts a resource of its jurisdiction (ZJK-7).
+pub async fn create_resource(s: &State, caller: &Caller, content: ResourceContent) -> Result<Resource> {
+    check_content(&content)?;
+    s.profiles.jurisdiction(caller.jurisdiction())?;
+    let row = ResourceRow::draft(Uuid::now_v7(), caller.jurisdiction(), caller.subject(), &content);
+    let mut c = s.conn().await?;
+    row.insert(&mut c).await?;
+    Resource::from_row(&row)
+}
+
+/// Loads a resource of the caller's jurisdiction for a change, locked until commit.
+async fn own_for_update(c: &mut AsyncPgConnection, caller: &Caller, id: Uuid) -> Result<ResourceRow> {
+    let row = ResourceRow::find_for_update(c, id).await?;
+    if !visible(caller, &row) {
+        return Err(Error::ResourceNotFound(id));
+    }
+    caller.require_jurisdiction(&row.jurisdiction)?;
+    Ok(row)
+}
+
+async fn change<F>(s: &State, caller: &Caller, id: Uuid, f: F) -> Result<Resource>
+where
+    F: for<'c> FnOnce(&'c mut AsyncPgConnection, &'c mut ResourceRow) -> futures::future::BoxFuture<'c, Result<()>> + Send,
+{
+    let mut pooled = s.conn().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let row = conn
+        .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+            let mut row = own_for_update(c, caller, id).await?;
+            f(c, &mut row).await?;
+            row.update(c).await?;
+            Ok(row)
+        })
+        .await?;
+    s.relay.wake();
+    Resource::from_row(&row)
+}
+
+pub async fn update_resource(s: &State, caller: &Caller, id: Uuid, content: ResourceContent) -> Result<Resource> {
+    check_content(&content)?;
+    change(s, caller, id, move |_, row| {
+        Box::pin(async move {
+            let to = transition(row.state()?, Action::Edit, row.pending_revision.is_some()).map_err(Error::Transition)?;
+            row.set_content(&content);
+            row.state = to.as_str().into();
+            row.rejection_reason = None;
+            Ok(())
+        })
+    })
+    .await
+}
+
+pub async fn submit_resource(s: &State, caller: &Caller, id: Uuid) -> Result<Resource> {
+    change(s, caller, id, |_, row| {
+        Box::pin(async move {
+            let to = transition(row.state()?, Action::Submit, false).map_err(Error::Transition)?;
+            row.content()?.validate().map_err(Error::Invalid)?;
+            row.state = to.as_str().into();
+            row.rejection_reason = None;
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// The data management department publishes a submitted resource (ZJK-7): version 1, history
+/// kept, `catalog.resource.v1` published. Not-open and unconsented shared-in resources are
+/// published but not authorizable (NS-2, SX-5).
+pub async fn publish_resource(s: &State, caller: &Caller, id: Uuid) -> Result<Resource> {
+    let prefix = s.topic_prefix.clone();
+    let actor = caller.subject().to_string();
+    change(s, caller, id, move |c, row| {
+        Box::pin(async move {
+            let to = transition(row.state()?, Action::Publish, false).map_err(Error::Transition)?;
+            row.state = to.as_str().into();
+            row.version += 1;
+            row.published_at = Some(Utc::now());
+            row.record_version(c, &actor).await?;
+            events::resource_changed(c, &prefix, row, ResourceChange::Published).await
+        })
+    })
+    .await
+}
+
+pub async fn reject_resource(s: &State, caller: &Caller, id: Uuid, reason: &str) -> Result<Resource> {
+    let reason = reason_text("reason", reason)?;
+    change(s, caller, id, move |_, row| {
+        Box::pin(async move {
+            let to = transition(row.state()?, Action::Reject, false).map_err(Error::Transition)?;
+            row.state = to.as_str().into();
+            row.rejection_reason = Some(reason);
+            Ok(())
+        })
+    })
+    .await
+}
+
+pub async fn withdraw_resource(s: &State, caller: &Caller, id: Uuid, reason: &str) -> Result<Resource> {
+    let reason = reason_text("reason", reason)?;
+    let prefix = s.topic_prefix.clone();
+    change(s, caller, id, move |c, row| {
+        Box::pin(async move {
+            let to = transition(row.state()?, Action::Withdraw, row.pending_revision.is_some()).map_err(Error::Transition)?;
+            row.state = to.as_str().into();
+            row.withdrawal_reason = Some(reason);
+            row.pending_revision = None;
+            events::resource_changed(c, &prefix, row, ResourceChange::Withdrawn).await
+        })
+    })
+    .await
+}
+
+/// An industry department proposes the next version of a published resource; the code stays.
+pub async fn propose_revision(s: &State, caller: &Caller, id: Uuid, content: ResourceContent, note: &str) -> Result<Resource> {
+    check_content(&content)?;
+    let note = reason_text("note", note)?;
+    change(s, caller, id, move |_, row| {
+        Box::pin(async move {
+            transition(row.state()?, Action::ProposeRevision, row.pending_revision.is_some()).map_err(Error::Transition)?;
+            if content.code != row.code {
+                return Err(Error::Invalid(crate::domain::resource::Invalid {
+                    field: "content.code".into(),
+                    reason: format!("a new version keeps the code `{}`", row.code),
+                }));
+            }
+            row.pending_revision = Some(serde_json::to_value(&content).unwrap_or_default());
+            row.revision_note = Some(note);
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// The data management department publishes the pending revision as the next version.
+pub async fn publish_revision(s: &State, caller: &Caller, id: Uuid) -> Result<Resource> {
+    let prefix = s.topic_prefix.clone();
+    let actor = caller.subject().to_string();
+    change(s, caller, id, move |c, row| {
+        Box::pin(async move {
+            transition(row.state()?, Action::DecideRevision, row.pending_revision.is_some()).map_err(Error::Transition)?;
+            let Some(next) = row.pending_revision()? else { return Err(Error::Corrupt("revision vanished".into())) };
+            row.set_content(&next);
+            row.pending_revision = None;
+            row.version += 1;
+            row.published_at = Some(Utc::now());
+            row.record_version(c, &actor).await?;
+            events::resource_changed(c, &prefix, row, ResourceChange::Versioned).await
+        })
+    })
+    .await
+}
+
+pub async fn reject_revision(s: &State, caller: &Caller, id: Uuid, reason: &str) -> Result<Resource> {
+    let reason = reason_text("reason", reason)?;
+    change(s, caller, id, move |_, row| {
+        Box::pin(async move {
+            transition(row.state()?, Action::DecideRevision, row.pending_revision.is_some()).map_err(Error::Transition)?;
+            row.pending_revision = None;
+            row.revision_note = Some(format!("rejected: {reason}"));
+            Ok(())
+        })
+    })
+    .await
+}
+
+pub async fn get_resource(s: &State, caller: &Caller, id: Uuid) -> Result<Resource> {
+    let mut c = s.conn().await?;
+    let row = ResourceRow::find(&mut c, id).await?;
+    if !visible(caller, &row) {
+        return Err(Error::ResourceNotFound(id));
+    }
+    Resource::from_row(&row)
+}
+
+pub async fn resource_versions(s: &State, caller: &Caller, id: Uuid) -> Result<Vec<ResourceVersion>> {
+    let mut c = s.conn().await?;
+    let row = ResourceRow::find(&mut c, id).await?;
+    if !visible(caller, &row) {
+        return Err(Error::ResourceNotFound(id));
+    }
+    Ok(VersionRow::find_by_resource(&mut c, id).await?.into_iter().map(Into::into).collect())
+}
+
+fn parse_cursor(cursor: Option<&str>) -> Result<Option<Uuid>> {
+    cursor.map(|c| Uuid::parse_str(c).map_err(|_| Error::BadCursor)).transpose()
+}
+
+fn page_limit(limit: Option<i64>) -> Result<i64> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(Error::Invalid(crate::domain::resource::Invalid {
+            field: "limit".into(),
+            reason: format!("must be between 1 and {MAX_PAGE}"),
+        })),
+    }
+}
+
+/// Catalog search; unpublished states are visible only to the caller's own departments.
+pub async fn search(s: &State, caller: &Caller, mut f: ResourceFilter, cursor: Option<&str>, limit: Option<i64>) -> Result<Page<Resource>> {
+    f.after = parse_cursor(cursor)?;
+    f.limit = page_limit(limit)? + 1;
+    if f.states.is_empty() {
+        f.states = vec![ResourceState::Published];
+    }
+    if let Some(t) = &f.text
+        && t.chars().count() > 100
+    {
+        return Err(Error::Invalid(crate::domain::resource::Invalid { field: "q".into(), reason: "at most 100 characters".into() }));
+    }
+    let private = f.states.iter().any(|st| !matches!(st, ResourceState::Published | ResourceState::Withdrawn));
+    if private {
+        caller.require(&[Role::IndustryDept, Role::DataAdmin])?;
+        match &f.jurisdiction {
+            Some(j) => {
+                caller.require_jurisdiction(j)?;
+            }
+            None => f.jurisdiction = Some(caller.jurisdiction().to_string()),
+        }
+    }
+    let mut c = s.conn().await?;
+    let mut rows = ResourceRow::search(&mut c, &f).await?;
+    let more = rows.len() as i64 == f.limit;
+    if more {
+        rows.pop();
+    }
+    let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };
+    Ok(Page { items: rows.iter().map(Resource::from_row).collect::<Result<_>>()?, next_cursor })
+}
+
+// ---- registration ----------------------------------------------------------------------------
+
+/// Registers a published, authorizable resource (SX-6, ZJK-22): a number unique and gap-free per
+/// jurisdiction and year. Registering again answers the existing registration.
+pub async fn register_resource(s: &State, caller: &Caller, id: Uuid) -> Result<(Registration, bool)> {
+    let prefix = s.topic_prefix.clone();
+    let mut pooled = s.conn().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let (row, created) = conn
+        .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+            let resource = ResourceRow::find_for_update(c, id).await?;
+            caller.require_jurisdiction(&resource.jurisdiction)?;
+            if let Some(existing) = RegistrationRow::find_by_subject(c, "resource", id).await? {
+                return Ok((existing, false));
+            }
+            if resource.state()? != ResourceState::Published {
+                return Err(Error::NotPublished);
+            }
+            if let Some(rule) = resource.not_authorizable_rule.as_deref() {
+                return Err(Error::NotAuthorizable(rule.to_string()));
+            }
+            let year = platform_calendar::today_in_china().year();
+            let seq = RegistrationRow::next_seq(c, &resource.jurisdiction, year).await?;
+            let reg = RegistrationRow {
+                number: format!("{}-{year}-R-{seq:06}", resource.jurisdiction),
+                jurisdiction: resource.jurisdiction.clone(),
+                year,
+                seq,
+                subject_kind: "resource".into(),
+                subject_id: id,
+                subject_version: resource.version,
+                registered_by: caller.subject().into(),
+                registered_at: Utc::now(),
+            };
+            reg.insert(c).await?;
+            events::registered(c, &prefix, &reg).await?;
+            Ok((reg, true))
+        })
+        .await?;
+    s.relay.wake();
+    Ok((row.into(), created))
+}
+
+pub async fn get_registration(s: &State, number: &str) -> Result<Registration> {
+    let mut c = s.conn().await?;
+    Ok(RegistrationRow::find(&mut c, number).await?.into())
+}
+
+pub async fn list_registrations(
+    s: &State,
+    jurisdiction: Option<&str>,
+    year: Option<i32>,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> Result<Page<Registration>> {
+    let limit = page_limit(limit)? + 1;
+    let mut c = s.conn().await?;
+    let mut rows = RegistrationRow::list(&mut c, jurisdiction, year, cursor, limit).await?;
+    let more = rows.len() as i64 == limit;
+    if more {
+        rows.pop();
+    }
+    let next_cursor = if more { rows.last().map(|r| r.number.clone()) } else { None };
+    Ok(Page { items: rows.into_iter().map(Into::into).collect(), next_cursor })
+}
+
+// ---- objections ------------------------------------------------------------------------------
+
+/// An operator or partner objects to a published resource or one of its fields. It is due the
+/// profile's number of working days later (LZ-5: 15), on the official calendar.
+pub async fn file_objection(s: &State, caller: &Caller, resource_id: Uuid, field: Option<String>, description: &str) -> Result<Objection> {
+    let description = reason_text("description", description)?;
+    let prefix = s.topic_prefix.clone();
+    let profiles = s.profiles.clone();
+    let calendar = s.calendar;
+    let today = platform_calendar::today_in_china();
+    let mut pooled = s.conn().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let row = conn
+        .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+            let resource = ResourceRow::find(c, resource_id).await?;
+            if resource.state()? != ResourceState::Published {
+                return Err(Error::NotPublished);
+            }
+            if let Some(f) = &field
+                && !resource.content()?.fields.iter().any(|x| &x.name == f)
+            {
+                return Err(Error::UnknownField(f.clone()));
+            }
+            let profile = profiles.resolve(&resource.jurisdiction)?;
+            let deadline = profile.objection_deadline()?;
+            let due = objection::due_date(calendar, today, deadline.value);
+            if due.provisional {
+                tracing::warn!(due = %due.date, "objection deadline is provisional: the holiday calendar of its year is not loaded");
+            }
+            let now = Utc::now();
+            let row = ObjectionRow {
+                id: Uuid::now_v7(),
+                resource_id,
+                field,
+                jurisdiction: resource.jurisdiction.clone(),
+                description: description.clone(),
+                state: ObjectionState::Open.as_str().into(),
+                filed_by: caller.subject().into(),
+                filed_org: caller.org().into(),
+                due_date: due.date,
+                due_date_provisional: due.provisional,
+                deadline_rule: deadline.rule.clone(),
+                step_seq: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            row.insert(c).await?;
+            let step = StepRow {
+                objection_id: row.id,
+                seq: 1,
+                from_state: None,
+                to_state: row.state.clone(),
+                actor: caller.subject().into(),
+                actor_org: caller.org().into(),
+                reason: description,
+                at: now,
+            };
+            step.insert(c).await?;
+            events::objection_step(c, &prefix, &row, &step).await?;
+            Ok(row)
+        })
+        .await?;
+    s.relay.wake();
+    let mut c = s.conn().await?;
+    let steps = StepRow::find_by_objection(&mut c, row.id).await?;
+    Objection::from_row(row, today, steps)
+}
+
+/// Roles that may take each objection step.
+pub fn step_roles(action: ObjectionAction) -> &'static [Role] {
+    match action {
+        ObjectionAction::Accept | ObjectionAction::Reject => &[Role::IndustryDept, Role::DataAdmin],
+        ObjectionAction::Rectify => &[Role::DataSourceUnit, Role::IndustryDept],
+    }
+}
+
+pub async fn objection_step(s: &State, caller: &Caller, id: Uuid, action: ObjectionAction, reason: &str) -> Result<Objection> {
+    let reason = reason_text("reason", reason)?;
+    let prefix = s.topic_prefix.clone();
+    let mut pooled = s.conn().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let row = conn
+        .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+            let mut row = ObjectionRow::find_for_update(c, id).await?;
+            caller.require_jurisdiction(&row.jurisdiction)?;
+            let from = row.state()?;
+            let to = objection::step(from, action).map_err(Error::Step)?;
+            row.state = to.as_str().into();
+            row.step_seq += 1;
+            row.save_state(c).await?;
+            let step = StepRow {
+                objection_id: id,
+                seq: row.step_seq,
+                from_state: Some(from.as_str().into()),
+                to_state: to.as_str().into(),
+                actor: caller.subject().into(),
+                actor_org: caller.org().into(),
+                reason,
+                at: Utc::now(),
+            };
+            step.insert(c).await?;
+            events::objection_step(c, &prefix, &row, &step).await?;
+            Ok(row)
+        })
+        .await?;
+    s.relay.wake();
+    let mut c = s.conn().await?;
+    let steps = StepRow::find_by_objection(&mut c, id).await?;
+    Objection::from_row(row, platform_calendar::today_in_china(), steps)
+}
+
+/// Operators and partners see the objections their organisation filed; the catalog's
+/// departments see their jurisdiction's.
+fn objection_scope(caller: &Caller, f: &mut ObjectionFilter) {
+    if caller.has(Role::IndustryDept) || caller.has(Role::DataAdmin) || caller.has(Role::DataSourceUnit) {
+        f.jurisdiction = Some(caller.jurisdiction().to_string());
+    } else {
+        f.filed_org = Some(caller.org().to_string());
+    }
+}
+
+pub async fn get_objection(s: &State, caller: &Caller, id: Uuid) -> Result<Objection> {
+    let mut c = s.conn().await?;
+    let row = ObjectionRow::find(&mut c, id).await?;
+    let mut scope = ObjectionFilter::default();
+    objection_scope(caller, &mut scope);
+    let allowed = scope.jurisdiction.as_deref().is_none_or(|j| j == row.jurisdiction)
+        && scope.filed_org.as_deref().is_none_or(|o| o == row.filed_org);
+    if !allowed {
+        return Err(Error::ObjectionNotFound(id));
+    }
+    let steps = StepRow::find_by_objection(&mut c, id).await?;
+    Objection::from_row(row, platform_calendar::today_in_china(), steps)
+}
+
+/// Lists objections; `overdue_as_of` lists those pending past their due date on that day.
+pub async fn list_objections(
+    s: &State,
+    caller: &Caller,
+    mut f: ObjectionFilter,
+    overdue_as_of: Option<NaiveDate>,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> Result<Page<Objection>> {
+    objection_scope(caller, &mut f);
+    f.overdue_on = overdue_as_of;
+    f.after = parse_cursor(cursor)?;
+    f.limit = page_limit(limit)? + 1;
+    let today = overdue_as_of.unwrap_or_else(platform_calendar::today_in_china);
+    let mut c = s.conn().await?;
+    let mut rows = ObjectionRow::search(&mut c, &f).await?;
+    let more = rows.len() as i64 == f.limit;
+    if more {
+        rows.pop();
+    }
+    let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };
+    Ok(Page {
+        items: rows.into_iter().map(|r| Objection::from_row(r, today, Vec::new())).collect::<Result<_>>()?,
+        next_cursor,
+    })
+}

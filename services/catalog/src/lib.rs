@@ -98,7 +98,7 @@ impl Gauges {
                 tracing::warn!(error = %e, "catalog gauges not refreshed");
             }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 _ = stop.changed() => return,
             }
         }

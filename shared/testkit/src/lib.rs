@@ -186,3 +186,24 @@ pub fn topic_reader(settings: &CommonSettings, topic: &str) -> rdkafka::consumer
     c.subscribe(&[&settings.kafka.topic(topic)]).expect("subscribe");
     c
 }
+
+/// The value of the sample of metric `name` whose labels include every pair of `labels`, from a
+/// Prometheus text exposition (label order does not matter).
+pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = match series.split_once('{') {
+            Some((m, r)) => (m, r.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if metric != name {
+            return None;
+        }
+        let pairs: Vec<(&str, &str)> = rest
+            .split(',')
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k, v.trim_matches('"')))
+            .collect();
+        labels.iter().all(|want| pairs.contains(want)).then(|| value.parse().ok())?
+    })
+}

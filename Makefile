@@ -17,7 +17,7 @@ test: deps
 	@bash scripts/test.sh
 
 run: deps
-	$(CARGO) build --locked -p platform-launcher --bin platform
+	$(CARGO) build --locked -p platform-launcher -p platform-broker
 	$(CARGO_TARGET_DIR)/debug/platform run
 
 lint:

@@ -25,3 +25,9 @@ else
 fi
 # Documentation tests are not run by nextest.
 cargo test --workspace --locked --doc
+
+# `make run`'s launcher end to end: private PostgreSQL, broker process, services, demo data.
+rm -rf "$CARGO_TARGET_DIR/launcher-check"
+PLATFORM_PG_PORT=$((PGPORT + 1)) PLATFORM__TELEMETRY__LOG_FORMAT=json RUST_LOG=warn \
+  "$CARGO_TARGET_DIR/debug/platform" run --dir "$CARGO_TARGET_DIR/launcher-check" --check
+grep -q '^TOKEN_OPERATOR=' "$CARGO_TARGET_DIR/launcher-check/platform.env"

@@ -17,9 +17,7 @@ use crate::domain::objection::{self, ObjectionAction, ObjectionState};
 use crate::domain::resource::{Action, ResourceContent, ResourceState, transition};
 use crate::errors::{Error, Result};
 use crate::events;
-use crate::store::{
-    ObjectionFilter, ObjectionRow, RegistrationRow, ResourceFilter, ResourceRow, StepRow, VersionRow,
-};
+use crate::store::{ObjectionFilter, ObjectionRow, RegistrationRow, ResourceFilter, ResourceRow, StepRow, VersionRow};
 use crate::views::{Objection, Page, Registration, Resource, ResourceVersion};
 
 /// What every use case needs.
@@ -51,10 +49,16 @@ fn check_content(c: &ResourceContent) -> Result<()> {
 fn reason_text(field: &str, reason: &str) -> Result<String> {
     let r = reason.trim();
     if r.is_empty() {
-        return Err(Error::Invalid(crate::domain::resource::Invalid { field: field.into(), reason: "a reason is required".into() }));
+        return Err(Error::Invalid(crate::domain::resource::Invalid {
+            field: field.into(),
+            reason: "a reason is required".into(),
+        }));
     }
     if r.chars().count() > 2000 {
-        return Err(Error::Invalid(crate::domain::resource::Invalid { field: field.into(), reason: "must be at most 2000 characters".into() }));
+        return Err(Error::Invalid(crate::domain::resource::Invalid {
+            field: field.into(),
+            reason: "must be at most 2000 characters".into(),
+        }));
     }
     Ok(r.to_string())
 }
@@ -62,7 +66,8 @@ fn reason_text(field: &str, reason: &str) -> Result<String> {
 /// Drafts and submissions are visible only to the catalog's own departments in the jurisdiction.
 fn visible(caller: &Caller, row: &ResourceRow) -> bool {
     matches!(row.state.as_str(), "published" | "withdrawn")
-        || ((caller.has(Role::IndustryDept) || caller.has(Role::DataAdmin)) && caller.jurisdiction() == row.jurisdiction)
+        || ((caller.has(Role::IndustryDept) || caller.has(Role::DataAdmin))
+            && caller.jurisdiction() == row.jurisdiction)
 }
 
 // ---- resources -------------------------------------------------------------------------------
@@ -89,7 +94,8 @@ async fn own_for_update(c: &mut AsyncPgConnection, caller: &Caller, id: Uuid) ->
 
 async fn change<F>(s: &State, caller: &Caller, id: Uuid, f: F) -> Result<Resource>
 where
-    F: for<'c> FnOnce(&'c mut AsyncPgConnection, &'c mut ResourceRow) -> futures::future::BoxFuture<'c, Result<()>> + Send,
+    F: for<'c> FnOnce(&'c mut AsyncPgConnection, &'c mut ResourceRow) -> futures::future::BoxFuture<'c, Result<()>>
+        + Send,
 {
     let mut pooled = s.conn().await?;
     let conn: &mut AsyncPgConnection = &mut pooled;
@@ -109,7 +115,8 @@ pub async fn update_resource(s: &State, caller: &Caller, id: Uuid, content: Reso
     check_content(&content)?;
     change(s, caller, id, move |_, row| {
         Box::pin(async move {
-            let to = transition(row.state()?, Action::Edit, row.pending_revision.is_some()).map_err(Error::Transition)?;
+            let to =
+                transition(row.state()?, Action::Edit, row.pending_revision.is_some()).map_err(Error::Transition)?;
             row.set_content(&content);
             row.state = to.as_str().into();
             row.rejection_reason = None;
@@ -169,7 +176,8 @@ pub async fn withdraw_resource(s: &State, caller: &Caller, id: Uuid, reason: &st
     let prefix = s.topic_prefix.clone();
     change(s, caller, id, move |c, row| {
         Box::pin(async move {
-            let to = transition(row.state()?, Action::Withdraw, row.pending_revision.is_some()).map_err(Error::Transition)?;
+            let to = transition(row.state()?, Action::Withdraw, row.pending_revision.is_some())
+                .map_err(Error::Transition)?;
             row.state = to.as_str().into();
             row.withdrawal_reason = Some(reason);
             row.pending_revision = None;
@@ -180,12 +188,19 @@ pub async fn withdraw_resource(s: &State, caller: &Caller, id: Uuid, reason: &st
 }
 
 /// An industry department proposes the next version of a published resource; the code stays.
-pub async fn propose_revision(s: &State, caller: &Caller, id: Uuid, content: ResourceContent, note: &str) -> Result<Resource> {
+pub async fn propose_revision(
+    s: &State,
+    caller: &Caller,
+    id: Uuid,
+    content: ResourceContent,
+    note: &str,
+) -> Result<Resource> {
     check_content(&content)?;
     let note = reason_text("note", note)?;
     change(s, caller, id, move |_, row| {
         Box::pin(async move {
-            transition(row.state()?, Action::ProposeRevision, row.pending_revision.is_some()).map_err(Error::Transition)?;
+            transition(row.state()?, Action::ProposeRevision, row.pending_revision.is_some())
+                .map_err(Error::Transition)?;
             if content.code != row.code {
                 return Err(Error::Invalid(crate::domain::resource::Invalid {
                     field: "content.code".into(),
@@ -206,7 +221,8 @@ pub async fn publish_revision(s: &State, caller: &Caller, id: Uuid) -> Result<Re
     let actor = caller.subject().to_string();
     change(s, caller, id, move |c, row| {
         Box::pin(async move {
-            transition(row.state()?, Action::DecideRevision, row.pending_revision.is_some()).map_err(Error::Transition)?;
+            transition(row.state()?, Action::DecideRevision, row.pending_revision.is_some())
+                .map_err(Error::Transition)?;
             let Some(next) = row.pending_revision()? else { return Err(Error::Corrupt("revision vanished".into())) };
             row.set_content(&next);
             row.pending_revision = None;
@@ -223,7 +239,8 @@ pub async fn reject_revision(s: &State, caller: &Caller, id: Uuid, reason: &str)
     let reason = reason_text("reason", reason)?;
     change(s, caller, id, move |_, row| {
         Box::pin(async move {
-            transition(row.state()?, Action::DecideRevision, row.pending_revision.is_some()).map_err(Error::Transition)?;
+            transition(row.state()?, Action::DecideRevision, row.pending_revision.is_some())
+                .map_err(Error::Transition)?;
             row.pending_revision = None;
             row.revision_note = Some(format!("rejected: {reason}"));
             Ok(())
@@ -266,7 +283,13 @@ fn page_limit(limit: Option<i64>) -> Result<i64> {
 }
 
 /// Catalog search; unpublished states are visible only to the caller's own departments.
-pub async fn search(s: &State, caller: &Caller, mut f: ResourceFilter, cursor: Option<&str>, limit: Option<i64>) -> Result<Page<Resource>> {
+pub async fn search(
+    s: &State,
+    caller: &Caller,
+    mut f: ResourceFilter,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> Result<Page<Resource>> {
     f.after = parse_cursor(cursor)?;
     f.limit = page_limit(limit)? + 1;
     if f.states.is_empty() {
@@ -275,7 +298,10 @@ pub async fn search(s: &State, caller: &Caller, mut f: ResourceFilter, cursor: O
     if let Some(t) = &f.text
         && t.chars().count() > 100
     {
-        return Err(Error::Invalid(crate::domain::resource::Invalid { field: "q".into(), reason: "at most 100 characters".into() }));
+        return Err(Error::Invalid(crate::domain::resource::Invalid {
+            field: "q".into(),
+            reason: "at most 100 characters".into(),
+        }));
     }
     let private = f.states.iter().any(|st| !matches!(st, ResourceState::Published | ResourceState::Withdrawn));
     if private {
@@ -367,7 +393,13 @@ pub async fn list_registrations(
 
 /// An operator or partner objects to a published resource or one of its fields. It is due the
 /// profile's number of working days later (LZ-5: 15), on the official calendar.
-pub async fn file_objection(s: &State, caller: &Caller, resource_id: Uuid, field: Option<String>, description: &str) -> Result<Objection> {
+pub async fn file_objection(
+    s: &State,
+    caller: &Caller,
+    resource_id: Uuid,
+    field: Option<String>,
+    description: &str,
+) -> Result<Objection> {
     let description = reason_text("description", description)?;
     let prefix = s.topic_prefix.clone();
     let profiles = s.profiles.clone();
@@ -439,7 +471,13 @@ pub fn step_roles(action: ObjectionAction) -> &'static [Role] {
     }
 }
 
-pub async fn objection_step(s: &State, caller: &Caller, id: Uuid, action: ObjectionAction, reason: &str) -> Result<Objection> {
+pub async fn objection_step(
+    s: &State,
+    caller: &Caller,
+    id: Uuid,
+    action: ObjectionAction,
+    reason: &str,
+) -> Result<Objection> {
     let reason = reason_text("reason", reason)?;
     let prefix = s.topic_prefix.clone();
     let mut pooled = s.conn().await?;

@@ -51,19 +51,23 @@ impl From<Error> for Problem {
         match e {
             Error::ResourceNotFound(id) => Problem::not_found("resource-not-found", format!("no resource {id}")),
             Error::ObjectionNotFound(id) => Problem::not_found("objection-not-found", format!("no objection {id}")),
-            Error::RegistrationNotFound(n) => Problem::not_found("registration-not-found", format!("no registration {n}")),
+            Error::RegistrationNotFound(n) => {
+                Problem::not_found("registration-not-found", format!("no registration {n}"))
+            }
             Error::Invalid(i) => Problem::invalid_field(i.field, i.reason),
             Error::DuplicateCode(code) => Problem::new(conflict, "duplicate-code", "Code already used")
                 .with_field("code")
                 .with_detail(format!("a resource with code `{code}` already exists in this jurisdiction")),
-            Error::Transition(t) => Problem::new(conflict, "invalid-state-transition", "Not allowed in the current state")
-                .with_detail(format!(
-                    "cannot {} a resource that is {}; allowed when {}",
-                    t.action.as_str(),
-                    t.from.as_str(),
-                    t.allowed_in.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
-                ))
-                .with_errors(serde_json::json!({ "state": t.from.as_str() })),
+            Error::Transition(t) => {
+                Problem::new(conflict, "invalid-state-transition", "Not allowed in the current state")
+                    .with_detail(format!(
+                        "cannot {} a resource that is {}; allowed when {}",
+                        t.action.as_str(),
+                        t.from.as_str(),
+                        t.allowed_in.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+                    ))
+                    .with_errors(serde_json::json!({ "state": t.from.as_str() }))
+            }
             Error::Step(s) => Problem::new(conflict, "invalid-state-transition", "Not allowed in the current state")
                 .with_detail(format!(
                     "cannot {} an objection that is {}; allowed when {}",
@@ -72,9 +76,11 @@ impl From<Error> for Problem {
                     s.allowed_in.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
                 ))
                 .with_errors(serde_json::json!({ "state": s.from.as_str() })),
-            Error::NotAuthorizable(rule) => Problem::new(unprocessable, "not-authorizable", "Resource not authorizable")
-                .with_detail(format!("the resource cannot enter authorized operation under rule {rule}"))
-                .with_rule(rule),
+            Error::NotAuthorizable(rule) => {
+                Problem::new(unprocessable, "not-authorizable", "Resource not authorizable")
+                    .with_detail(format!("the resource cannot enter authorized operation under rule {rule}"))
+                    .with_rule(rule)
+            }
             Error::NotPublished => Problem::new(conflict, "not-published", "Resource not published")
                 .with_detail("only a published resource can be registered or objected to"),
             Error::UnknownField(f) => Problem::invalid_field("field", format!("`{f}` is not a field of the resource")),

@@ -164,7 +164,12 @@ fn objection_state(s: ObjectionState) -> pb::ObjectionState {
 }
 
 /// `catalog.quality.v1`: every step of an objection, keyed by the objection id.
-pub async fn objection_step(conn: &mut AsyncPgConnection, topic_prefix: &str, o: &ObjectionRow, step: &StepRow) -> Result<()> {
+pub async fn objection_step(
+    conn: &mut AsyncPgConnection,
+    topic_prefix: &str,
+    o: &ObjectionRow,
+    step: &StepRow,
+) -> Result<()> {
     let payload = pb::ObjectionEvent {
         objection_id: o.id.to_string(),
         resource_id: o.resource_id.to_string(),

@@ -41,8 +41,11 @@ pub fn default_settings() -> String {
 pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
     let topic_prefix = settings.kafka.topic_prefix.clone();
     let mut platform = Platform::start(SERVICE, settings, MIGRATIONS).await?;
-    let profiles = platform_policy::Profiles::built_in()
-        .map_err(|e| StartError::Step { service: SERVICE, step: "policy profiles", reason: e.to_string() })?;
+    let profiles = platform_policy::Profiles::built_in().map_err(|e| StartError::Step {
+        service: SERVICE,
+        step: "policy profiles",
+        reason: e.to_string(),
+    })?;
     let state = app::State {
         pool: platform.pool.clone(),
         relay: platform.relay.clone(),
@@ -50,8 +53,11 @@ pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
         calendar: platform_calendar::Calendar::official(),
         topic_prefix,
     };
-    let gauges = Gauges::new(&platform.metrics)
-        .map_err(|e| StartError::Step { service: SERVICE, step: "metrics", reason: e.to_string() })?;
+    let gauges = Gauges::new(&platform.metrics).map_err(|e| StartError::Step {
+        service: SERVICE,
+        step: "metrics",
+        reason: e.to_string(),
+    })?;
     let pool = platform.pool.clone();
     platform.spawn(move |stop| gauges.run(pool, stop));
     let data = actix_web::web::Data::new(state);

@@ -72,7 +72,12 @@ pub struct ResourceVersion {
 
 impl From<VersionRow> for ResourceVersion {
     fn from(v: VersionRow) -> Self {
-        ResourceVersion { version: v.version, published_by: v.published_by, published_at: v.published_at, content: v.content }
+        ResourceVersion {
+            version: v.version,
+            published_by: v.published_by,
+            published_at: v.published_at,
+            content: v.content,
+        }
     }
 }
 
@@ -128,7 +133,15 @@ pub struct ObjectionStep {
 
 impl From<StepRow> for ObjectionStep {
     fn from(s: StepRow) -> Self {
-        ObjectionStep { seq: s.seq, from_state: s.from_state, to_state: s.to_state, actor: s.actor, actor_org: s.actor_org, reason: s.reason, at: s.at }
+        ObjectionStep {
+            seq: s.seq,
+            from_state: s.from_state,
+            to_state: s.to_state,
+            actor: s.actor,
+            actor_org: s.actor_org,
+            reason: s.reason,
+            at: s.at,
+        }
     }
 }
 

@@ -19,7 +19,15 @@ async fn bad_requests_are_problems_and_leave_the_database_unchanged() {
     let url = format!("{}/resources", s.url);
 
     // Malformed JSON.
-    let r = s.http.post(&url).bearer_auth(&t).header("content-type", "application/json").body("{\"name\": \"x\",").send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .bearer_auth(&t)
+        .header("content-type", "application/json")
+        .body("{\"name\": \"x\",")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let body: serde_json::Value = r.json().await.unwrap();
@@ -54,13 +62,18 @@ async fn bad_requests_are_problems_and_leave_the_database_unchanged() {
 
     // A duplicate code in the jurisdiction.
     let r = s.call("POST", "/resources", Some(&t), Some(resource("SX-1", "另一个资源"))).await;
-    assert_eq!((r.status, r.body["type"].as_str(), r.body["field"].as_str()), (409, Some("/problems/duplicate-code"), Some("code")));
+    assert_eq!(
+        (r.status, r.body["type"].as_str(), r.body["field"].as_str()),
+        (409, Some("/problems/duplicate-code"), Some("code"))
+    );
 
     // An invalid state change.
     let r = s.as_role(Role::DataAdmin, "POST", &format!("/resources/{published}/publish"), None).await;
     assert_eq!((r.status, r.body["type"].as_str()), (409, Some("/problems/invalid-state-transition")));
     assert!(r.body["detail"].as_str().unwrap().contains("submitted"), "{}", r.body);
-    let r = s.as_role(Role::DataAdmin, "POST", &format!("/resources/{published}/withdraw"), Some(json!({"reason": "  "}))).await;
+    let r = s
+        .as_role(Role::DataAdmin, "POST", &format!("/resources/{published}/withdraw"), Some(json!({"reason": "  "})))
+        .await;
     assert_eq!((r.status, r.body["field"].as_str()), (422, Some("reason")));
 
     // Wrong content type, a bad path parameter, an unknown route.

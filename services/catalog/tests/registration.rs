@@ -34,19 +34,23 @@ async fn fifty_concurrent_registrations_yield_fifty_distinct_gap_free_numbers() 
     assert!(numbers.contains(format!("610000-{year}-R-000001").as_str()));
 
     // Registering again answers the same registration, and issues no number.
-    let r = s.as_role(Role::ImplementingInstitution, "POST", &format!("/resources/{}/registration", ids[0]), None).await;
+    let r =
+        s.as_role(Role::ImplementingInstitution, "POST", &format!("/resources/{}/registration", ids[0]), None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["number"], regs[0]["number"]);
     assert_eq!(s.count("SELECT last_seq AS n FROM registration_counters").await, 50);
 
-    let r = s.as_role(Role::Reviewer, "GET", &format!("/registrations/{}", regs[7]["number"].as_str().unwrap()), None).await;
+    let r = s
+        .as_role(Role::Reviewer, "GET", &format!("/registrations/{}", regs[7]["number"].as_str().unwrap()), None)
+        .await;
     assert_eq!(r.body["subject_id"], regs[7]["subject_id"]);
     let r = s.as_role(Role::Reviewer, "GET", "/registrations?limit=20", None).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 20);
     assert!(r.body["next_cursor"].is_string());
 
     let events = s.read_events(topics::CATALOG_REGISTRATION, 50).await;
-    let mut from_events: Vec<u64> = events.iter().map(|e| e.payload_as::<pb::RegistrationEvent>().unwrap().sequence).collect();
+    let mut from_events: Vec<u64> =
+        events.iter().map(|e| e.payload_as::<pb::RegistrationEvent>().unwrap().sequence).collect();
     from_events.sort();
     assert_eq!(from_events, (1..=50).collect::<Vec<u64>>());
 }

@@ -23,8 +23,13 @@ async fn a_resource_is_drafted_reviewed_published_versioned_and_withdrawn_zjk_7(
 
     let r = s.as_role(Role::IndustryDept, "POST", &format!("/resources/{id}/submit"), None).await;
     assert_eq!(r.body["state"], "submitted");
-    let r = s.as_role(Role::DataAdmin, "POST", &format!("/resources/{id}/reject"), Some(json!({"reason": "字段说明不完整"}))).await;
-    assert_eq!((r.body["state"].as_str(), r.body["rejection_reason"].as_str()), (Some("rejected"), Some("字段说明不完整")));
+    let r = s
+        .as_role(Role::DataAdmin, "POST", &format!("/resources/{id}/reject"), Some(json!({"reason": "字段说明不完整"})))
+        .await;
+    assert_eq!(
+        (r.body["state"].as_str(), r.body["rejection_reason"].as_str()),
+        (Some("rejected"), Some("字段说明不完整"))
+    );
     let mut edited = resource("SX-SCJG-001", "企业登记信息");
     edited["quality_requirements"] = json!("统一社会信用代码完整率100%");
     let r = s.as_role(Role::IndustryDept, "PUT", &format!("/resources/{id}"), Some(edited)).await;
@@ -34,14 +39,23 @@ async fn a_resource_is_drafted_reviewed_published_versioned_and_withdrawn_zjk_7(
     assert_eq!((r.body["state"].as_str(), r.body["version"].as_i64()), (Some("published"), Some(1)), "{}", r.body);
 
     // A published resource is not edited in place.
-    let r = s.as_role(Role::IndustryDept, "PUT", &format!("/resources/{id}"), Some(resource("SX-SCJG-001", "改名"))).await;
+    let r =
+        s.as_role(Role::IndustryDept, "PUT", &format!("/resources/{id}"), Some(resource("SX-SCJG-001", "改名"))).await;
     assert_eq!(r.status, 409);
 
     // It changes by a new version.
     let mut v2 = resource("SX-SCJG-001", "企业登记信息（含变更记录）");
-    v2["fields"].as_array_mut().unwrap().push(json!({"name": "change_date", "data_type": "date", "sensitivity": "none"}));
+    v2["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "change_date", "data_type": "date", "sensitivity": "none"}));
     let r = s
-        .as_role(Role::IndustryDept, "POST", &format!("/resources/{id}/revision"), Some(json!({"content": v2, "note": "增加变更日期"})))
+        .as_role(
+            Role::IndustryDept,
+            "POST",
+            &format!("/resources/{id}/revision"),
+            Some(json!({"content": v2, "note": "增加变更日期"})),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["version"], 1);
@@ -53,7 +67,14 @@ async fn a_resource_is_drafted_reviewed_published_versioned_and_withdrawn_zjk_7(
     assert_eq!(versions.len(), 2, "history is kept");
     assert_eq!(versions[0]["content"]["name"], "企业登记信息");
 
-    let r = s.as_role(Role::DataAdmin, "POST", &format!("/resources/{id}/withdraw"), Some(json!({"reason": "数据源停止更新"}))).await;
+    let r = s
+        .as_role(
+            Role::DataAdmin,
+            "POST",
+            &format!("/resources/{id}/withdraw"),
+            Some(json!({"reason": "数据源停止更新"})),
+        )
+        .await;
     assert_eq!(r.body["state"], "withdrawn");
 
     // Published, versioned, withdrawn: in order, with the field schema, one aggregate.
@@ -80,10 +101,14 @@ async fn not_open_and_unconsented_shared_in_resources_are_published_but_not_auth
     closed["open_category"] = json!("not_open");
     let closed_id = s.published(closed).await;
     let r = s.as_role(Role::Operator, "GET", &format!("/resources/{closed_id}"), None).await;
-    assert_eq!((r.body["authorizable"].as_bool(), r.body["not_authorizable_rule"].as_str()), (Some(false), Some("NS-2")));
+    assert_eq!(
+        (r.body["authorizable"].as_bool(), r.body["not_authorizable_rule"].as_str()),
+        (Some(false), Some("NS-2"))
+    );
 
     let mut shared = resource("SX-GX-010", "跨省共享社保信息");
-    shared["provenance"] = json!({"kind": "shared_in", "provider": "甘肃省人力资源和社会保障厅", "provider_consent": false});
+    shared["provenance"] =
+        json!({"kind": "shared_in", "provider": "甘肃省人力资源和社会保障厅", "provider_consent": false});
     let shared_id = s.published(shared.clone()).await;
     let r = s.as_role(Role::Operator, "GET", &format!("/resources/{shared_id}"), None).await;
     assert_eq!(r.body["not_authorizable_rule"], "SX-5");
@@ -92,18 +117,29 @@ async fn not_open_and_unconsented_shared_in_resources_are_published_but_not_auth
     for (id, rule) in [(&closed_id, "NS-2"), (&shared_id, "SX-5")] {
         let r = s.as_role(Role::ImplementingInstitution, "POST", &format!("/resources/{id}/registration"), None).await;
         assert_eq!(r.status, 422, "{}", r.body);
-        assert_eq!((r.body["type"].as_str(), r.body["rule"].as_str()), (Some("/problems/not-authorizable"), Some(rule)));
+        assert_eq!(
+            (r.body["type"].as_str(), r.body["rule"].as_str()),
+            (Some("/problems/not-authorizable"), Some(rule))
+        );
     }
 
     // The event tells consumers (authorization) the same.
     let events = s.read_events(topics::CATALOG_RESOURCE, 2).await;
-    let rules: Vec<String> =
-        events.iter().map(|e| e.payload_as::<pb::ResourceEvent>().unwrap().resource.unwrap().not_authorizable_rule).collect();
+    let rules: Vec<String> = events
+        .iter()
+        .map(|e| e.payload_as::<pb::ResourceEvent>().unwrap().resource.unwrap().not_authorizable_rule)
+        .collect();
     assert_eq!(rules, ["NS-2", "SX-5"]);
 
     // With consent (a new version), it becomes authorizable.
     shared["provenance"]["provider_consent"] = json!(true);
-    s.as_role(Role::IndustryDept, "POST", &format!("/resources/{shared_id}/revision"), Some(json!({"content": shared, "note": "已取得提供方同意"}))).await;
+    s.as_role(
+        Role::IndustryDept,
+        "POST",
+        &format!("/resources/{shared_id}/revision"),
+        Some(json!({"content": shared, "note": "已取得提供方同意"})),
+    )
+    .await;
     let r = s.as_role(Role::DataAdmin, "POST", &format!("/resources/{shared_id}/revision/publish"), None).await;
     assert_eq!(r.body["authorizable"], true, "{}", r.body);
 }
@@ -111,7 +147,13 @@ async fn not_open_and_unconsented_shared_in_resources_are_published_but_not_auth
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_matches_chinese_substrings_filters_and_pages_by_keyset() {
     let s = start().await;
-    let names = ["西安市企业登记信息", "西安市公交刷卡数据", "陕西省企业纳税信息", "陕西省医保结算数据", "西安市不动产登记信息"];
+    let names = [
+        "西安市企业登记信息",
+        "西安市公交刷卡数据",
+        "陕西省企业纳税信息",
+        "陕西省医保结算数据",
+        "西安市不动产登记信息",
+    ];
     for (i, n) in names.iter().enumerate() {
         let mut r = resource(&format!("R-{i}"), n);
         if i == 3 {
@@ -128,7 +170,12 @@ async fn search_matches_chinese_substrings_filters_and_pages_by_keyset() {
         async move {
             let r = s.as_role(Role::Partner, "GET", q, None).await;
             assert_eq!(r.status, 200, "{q}: {}", r.body);
-            r.body["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(find("/resources?q=%E4%BC%81%E4%B8%9A").await, ["西安市企业登记信息", "陕西省企业纳税信息"]); // 企业

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 async fn every_endpoint_refuses_a_missing_token_and_wrong_roles() {
     let s = start().await;
     let id = s.published(resource("R-1", "企业登记信息")).await;
-    let r = s.as_role(Role::Operator, "POST", "/objections", Some(json!({"resource_id": id, "description": "x"}))).await;
+    let r =
+        s.as_role(Role::Operator, "POST", "/objections", Some(json!({"resource_id": id, "description": "x"}))).await;
     let oid = r.body["id"].as_str().unwrap().to_string();
     let reason = json!({"reason": "r"});
     let all: Vec<Role> = Role::ALL.to_vec();
@@ -26,18 +27,43 @@ async fn every_endpoint_refuses_a_missing_token_and_wrong_roles() {
         ("POST", format!("/resources/{id}/reject"), Some(reason.clone()), vec![Role::DataAdmin]),
         ("POST", format!("/resources/{id}/withdraw"), Some(reason.clone()), vec![Role::DataAdmin]),
         ("GET", format!("/resources/{id}/versions"), None, readers.clone()),
-        ("POST", format!("/resources/{id}/revision"), Some(json!({"content": resource("R-1", "x"), "note": "n"})), vec![Role::IndustryDept]),
+        (
+            "POST",
+            format!("/resources/{id}/revision"),
+            Some(json!({"content": resource("R-1", "x"), "note": "n"})),
+            vec![Role::IndustryDept],
+        ),
         ("POST", format!("/resources/{id}/revision/publish"), None, vec![Role::DataAdmin]),
         ("POST", format!("/resources/{id}/revision/reject"), Some(reason.clone()), vec![Role::DataAdmin]),
         ("POST", format!("/resources/{id}/registration"), None, vec![Role::ImplementingInstitution]),
         ("GET", "/registrations".into(), None, readers.clone()),
         ("GET", "/registrations/610000-2026-R-000001".into(), None, readers.clone()),
-        ("POST", "/objections".into(), Some(json!({"resource_id": id, "description": "x"})), vec![Role::Operator, Role::Partner]),
-        ("GET", "/objections".into(), None, vec![Role::IndustryDept, Role::DataAdmin, Role::DataSourceUnit, Role::Operator, Role::Partner]),
-        ("GET", format!("/objections/{oid}"), None, vec![Role::IndustryDept, Role::DataAdmin, Role::DataSourceUnit, Role::Operator, Role::Partner]),
+        (
+            "POST",
+            "/objections".into(),
+            Some(json!({"resource_id": id, "description": "x"})),
+            vec![Role::Operator, Role::Partner],
+        ),
+        (
+            "GET",
+            "/objections".into(),
+            None,
+            vec![Role::IndustryDept, Role::DataAdmin, Role::DataSourceUnit, Role::Operator, Role::Partner],
+        ),
+        (
+            "GET",
+            format!("/objections/{oid}"),
+            None,
+            vec![Role::IndustryDept, Role::DataAdmin, Role::DataSourceUnit, Role::Operator, Role::Partner],
+        ),
         ("POST", format!("/objections/{oid}/accept"), Some(reason.clone()), vec![Role::IndustryDept, Role::DataAdmin]),
         ("POST", format!("/objections/{oid}/reject"), Some(reason.clone()), vec![Role::IndustryDept, Role::DataAdmin]),
-        ("POST", format!("/objections/{oid}/rectify"), Some(reason.clone()), vec![Role::DataSourceUnit, Role::IndustryDept]),
+        (
+            "POST",
+            format!("/objections/{oid}/rectify"),
+            Some(reason.clone()),
+            vec![Role::DataSourceUnit, Role::IndustryDept],
+        ),
     ];
     let no_roles = platform_testkit::token("nobody", common::SHAANXI, &[]);
     for (method, path, body, allowed) in &endpoints {

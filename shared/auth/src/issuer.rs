@@ -41,11 +41,17 @@ impl DevIssuer {
         self.token_with_ttl(sub, org, jurisdiction, roles, 12 * 3600)
     }
 
-    pub fn token_with_ttl(&self, sub: &str, org: &str, jurisdiction: &str, roles: &[Role], ttl_secs: i64) -> Result<String, String> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| e.to_string())?
-            .as_secs() as i64;
+    pub fn token_with_ttl(
+        &self,
+        sub: &str,
+        org: &str,
+        jurisdiction: &str,
+        roles: &[Role],
+        ttl_secs: i64,
+    ) -> Result<String, String> {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs()
+                as i64;
         let claims = Claims {
             sub: sub.into(),
             org: org.into(),

@@ -125,7 +125,12 @@ impl Verifier {
     }
 
     /// Builds a verifier from JWKS text. Only ES256 and RS256 keys with a `kid` are accepted.
-    pub fn from_jwks(text: &str, issuer: Option<String>, audience: Option<String>, leeway: u64) -> Result<Verifier, String> {
+    pub fn from_jwks(
+        text: &str,
+        issuer: Option<String>,
+        audience: Option<String>,
+        leeway: u64,
+    ) -> Result<Verifier, String> {
         let set: JwkSet = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
@@ -151,7 +156,8 @@ impl Verifier {
 
     /// Verifies a compact JWT and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, Problem> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| Problem::unauthorized("the bearer token is malformed"))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| Problem::unauthorized("the bearer token is malformed"))?;
         let kid = header.kid.ok_or_else(|| Problem::unauthorized("the token names no key (kid)"))?;
         let (key, alg) = self.keys.get(&kid).ok_or_else(|| Problem::unauthorized("the token's key is unknown"))?;
         if header.alg != *alg {
@@ -224,8 +230,15 @@ impl Caller {
         if self.claims.jurisdiction == jurisdiction {
             Ok(self)
         } else {
-            Err(Problem::new(actix_web::http::StatusCode::FORBIDDEN, "jurisdiction-mismatch", "Outside the caller's jurisdiction")
-                .with_detail(format!("the caller acts for {}, the subject belongs to {jurisdiction}", self.claims.jurisdiction)))
+            Err(Problem::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "jurisdiction-mismatch",
+                "Outside the caller's jurisdiction",
+            )
+            .with_detail(format!(
+                "the caller acts for {}, the subject belongs to {jurisdiction}",
+                self.claims.jurisdiction
+            )))
         }
     }
 }
@@ -259,6 +272,7 @@ fn extract(req: &HttpRequest) -> Result<Caller, Problem> {
 }
 
 #[cfg(all(test, feature = "issuer"))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::issuer::DevIssuer;

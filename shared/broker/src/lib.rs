@@ -36,17 +36,14 @@ impl LocalBroker {
         std::thread::Builder::new()
             .name("local-kafka".into())
             .spawn(move || {
-                let producer: BaseProducer = match ClientConfig::new()
-                    .set("test.mock.num.brokers", "1")
-                    .set("log_level", "3")
-                    .create()
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = boot_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
+                let producer: BaseProducer =
+                    match ClientConfig::new().set("test.mock.num.brokers", "1").set("log_level", "3").create() {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = boot_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
                 // SAFETY: the pointer comes from a live client that this thread keeps until the
                 // process ends; librdkafka owns the mock cluster and outlives every call below.
                 let cluster = unsafe { rdkafka_sys::rd_kafka_handle_mock_cluster(producer.client().native_ptr()) };
@@ -67,7 +64,9 @@ impl LocalBroker {
                     }
                 };
                 for topic in platform_events::topics::ALL {
-                    if let Err(e) = create(topic, DEFAULT_PARTITIONS).and_then(|_| create(&platform_events::topics::dead_letter(topic), 1)) {
+                    if let Err(e) = create(topic, DEFAULT_PARTITIONS)
+                        .and_then(|_| create(&platform_events::topics::dead_letter(topic), 1))
+                    {
                         let _ = boot_tx.send(Err(e));
                         return;
                     }

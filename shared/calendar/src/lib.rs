@@ -101,7 +101,10 @@ impl Calendar {
             }
             let work: BTreeSet<NaiveDate> = y.working_weekends.into_iter().collect();
             if let Some(bad) = work.iter().find(|d| !is_weekend(**d) || d.year() != y.year) {
-                return Err(CalendarError::Data(format!("{bad} is listed as a working weekend but is not a weekend of {}", y.year)));
+                return Err(CalendarError::Data(format!(
+                    "{bad} is listed as a working weekend but is not a weekend of {}",
+                    y.year
+                )));
             }
             years.insert(y.year, (off, work));
         }

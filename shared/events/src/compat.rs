@@ -72,12 +72,26 @@ pub fn incompatibilities(old: &FileDescriptorSet, new: &FileDescriptorSet) -> Ve
         for of in &old_m.field {
             match new_m.field.iter().find(|nf| nf.number() == of.number()) {
                 None if reserved(new_m, of.number()) => {}
-                None => out.push(format!("{name}.{} (#{}) was removed without reserving its number", of.name(), of.number())),
+                None => out.push(format!(
+                    "{name}.{} (#{}) was removed without reserving its number",
+                    of.name(),
+                    of.number()
+                )),
                 Some(nf) => {
                     if wire_class(nf.r#type()) != wire_class(of.r#type()) {
-                        out.push(format!("{name} field #{} changed type {:?} -> {:?}", of.number(), of.r#type(), nf.r#type()));
+                        out.push(format!(
+                            "{name} field #{} changed type {:?} -> {:?}",
+                            of.number(),
+                            of.r#type(),
+                            nf.r#type()
+                        ));
                     } else if nf.r#type() == Type::Message && nf.type_name() != of.type_name() {
-                        out.push(format!("{name} field #{} changed message type {} -> {}", of.number(), of.type_name(), nf.type_name()));
+                        out.push(format!(
+                            "{name} field #{} changed message type {} -> {}",
+                            of.number(),
+                            of.type_name(),
+                            nf.type_name()
+                        ));
                     }
                     if nf.label() != of.label() {
                         out.push(format!("{name} field #{} changed cardinality", of.number()));

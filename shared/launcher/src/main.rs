@@ -1,11 +1,21 @@
-//! `platform`: the local launcher.
+//! `platform`: runs the whole platform on one machine.
 //!
-//! - `platform pg-start --dir DIR --port PORT [--fast]`: makes (if needed) and starts a private
-//!   PostgreSQL cluster in DIR and prints `DATABASE_URL=...`; `make test` uses it.
-//! - `platform pg-stop --dir DIR`: stops it.
+//! - `platform run [--dir .dev] [--check]`: a private PostgreSQL in `<dir>/pg` (unless
+//!   `PLATFORM_DATABASE_URL` names a server), the local Kafka-protocol broker (unless
+//!   `PLATFORM_KAFKA_BROKERS` names brokers), one database per service, every service, demo data,
+//!   and a token per role; URLs and tokens are printed and written to `<dir>/platform.env`.
+//!   Ctrl-C stops everything. `--check` stops as soon as all is up and the demo data loaded.
+//! - `platform pg-start --dir DIR --port PORT [--fast]` / `platform pg-stop --dir DIR`: the
+//!   private PostgreSQL alone (`make test` uses it).
 #![allow(clippy::print_stdout)]
 
-use std::path::PathBuf;
+mod demo;
+
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use platform_settings::Sources;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -16,7 +26,8 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("pg-start") => pg(&args, true),
         Some("pg-stop") => pg(&args, false),
-        _ => Err("usage: platform pg-start --dir DIR --port PORT [--fast] | pg-stop --dir DIR --port PORT".into()),
+        Some("run") | None => run_platform(&args),
+        Some(other) => Err(format!("unknown command `{other}`; use run, pg-start or pg-stop")),
     };
     if let Err(e) = result {
         eprintln!("platform: {e}");
@@ -26,7 +37,8 @@ fn main() {
 
 fn pg(args: &[String], start: bool) -> Result<(), String> {
     let dir = PathBuf::from(arg(args, "--dir").ok_or("--dir is required")?);
-    let port = arg(args, "--port").unwrap_or_else(|| "55432".into()).parse::<u16>().map_err(|e| format!("--port: {e}"))?;
+    let port =
+        arg(args, "--port").unwrap_or_else(|| "55432".into()).parse::<u16>().map_err(|e| format!("--port: {e}"))?;
     let pg = platform_localpg::LocalPostgres::new(&dir, port)?;
     if start {
         pg.start(args.iter().any(|a| a == "--fast"))?;
@@ -34,5 +46,150 @@ fn pg(args: &[String], start: bool) -> Result<(), String> {
         Ok(())
     } else {
         pg.stop()
+    }
+}
+
+/// The broker child process; killed when dropped.
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_broker() -> Result<(Broker, String), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = exe.with_file_name("platform-broker");
+    let mut child = Command::new(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e} (build it with `cargo build -p platform-broker`)", path.display()))?;
+    let stdout = child.stdout.take().ok_or("broker has no stdout")?;
+    let broker = Broker(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
+    let bootstrap =
+        line.trim().strip_prefix("BOOTSTRAP=").ok_or_else(|| format!("unexpected broker output `{line}`"))?;
+    Ok((broker, bootstrap.to_string()))
+}
+
+fn run_platform(args: &[String]) -> Result<(), String> {
+    let dir = PathBuf::from(arg(args, "--dir").unwrap_or_else(|| ".dev".into()));
+    let check = args.iter().any(|a| a == "--check");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = dir.canonicalize().map_err(|e| e.to_string())?;
+
+    let mut local_pg = None;
+    let admin_url = match std::env::var("PLATFORM_DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let port = std::env::var("PLATFORM_PG_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(55432);
+            let pg = platform_localpg::LocalPostgres::new(&dir.join("pg"), port)?;
+            pg.start(false)?;
+            let url = pg.admin_url();
+            local_pg = Some(pg);
+            url
+        }
+    };
+    let (broker, brokers) = match std::env::var("PLATFORM_KAFKA_BROKERS") {
+        Ok(b) => (None, b),
+        Err(_) => {
+            let (child, bootstrap) = start_broker()?;
+            (Some(child), bootstrap)
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let result = runtime.block_on(run_services(&dir, &admin_url, &brokers, check));
+    drop(broker);
+    if let Some(pg) = local_pg {
+        pg.stop()?;
+    }
+    result
+}
+
+async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -> Result<(), String> {
+    let issuer = platform_auth::issuer::DevIssuer::generate()?;
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, issuer.jwks_json()).map_err(|e| e.to_string())?;
+    let log_format = std::env::var("PLATFORM__TELEMETRY__LOG_FORMAT").unwrap_or_else(|_| "pretty".into());
+    let telemetry = platform_settings::TelemetrySettings {
+        log_filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        log_format,
+        otlp_endpoint: std::env::var("PLATFORM__TELEMETRY__OTLP_ENDPOINT").ok(),
+    };
+    let _guard = platform_telemetry::init("platform-local", &telemetry, None)?;
+
+    // One database per service.
+    platform_store::create_database(admin_url, catalog::SERVICE, None).await.map_err(|e| e.to_string())?;
+    let catalog_port =
+        std::env::var("PLATFORM_CATALOG_PORT").unwrap_or_else(|_| if check { "0".into() } else { "8081".into() });
+    let overrides = vec![
+        ("database.url".to_string(), platform_store::with_database(admin_url, catalog::SERVICE)),
+        ("kafka.brokers".to_string(), brokers.to_string()),
+        ("auth.jwks_file".to_string(), jwks.display().to_string()),
+        ("http.bind".to_string(), format!("127.0.0.1:{catalog_port}")),
+    ];
+    let settings = platform_settings::load(&catalog::default_settings(), &Sources { overrides, ..Sources::default() })
+        .map_err(|e| e.to_string())?;
+    let catalog = catalog::run(settings).await.map_err(|e| e.to_string())?;
+    let catalog_url = catalog.url();
+
+    let seeded = demo::seed(&catalog_url, &issuer).await?;
+    let mut env = vec![
+        ("CATALOG_URL".to_string(), catalog_url.clone()),
+        ("DATABASE_ADMIN_URL".to_string(), admin_url.to_string()),
+        ("KAFKA_BROKERS".to_string(), brokers.to_string()),
+        ("JWKS_FILE".to_string(), jwks.display().to_string()),
+        ("PROVINCE".to_string(), demo::PROVINCE.to_string()),
+        ("CITY".to_string(), demo::CITY.to_string()),
+    ];
+    for (key, jurisdiction, role) in demo::users() {
+        env.push((key, demo::token(&issuer, jurisdiction, role)?));
+    }
+    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let env_file = dir.join("platform.env");
+    std::fs::write(&env_file, &text).map_err(|e| e.to_string())?;
+
+    println!();
+    println!("The platform is running (demo resources loaded now: {seeded}).");
+    println!("  catalog      {catalog_url}   (OpenAPI: {catalog_url}/openapi.json, metrics: {catalog_url}/metrics)");
+    println!("  PostgreSQL   {admin_url}");
+    println!("  Kafka        {brokers}");
+    println!("  province {} (Shaanxi profile), city {} (Xi'an)", demo::PROVINCE, demo::CITY);
+    println!(
+        "URLs and a token per role are in {} (source it: `set -a; . {}`).",
+        env_file.display(),
+        env_file.display()
+    );
+    println!("Try: curl -H \"Authorization: Bearer $TOKEN_OPERATOR\" \"$CATALOG_URL/resources?q=企业\"");
+
+    if check {
+        let ready = reqwest::get(format!("{catalog_url}/readyz")).await.map_err(|e| e.to_string())?;
+        if !ready.status().is_success() {
+            return Err(format!("catalog is not ready: {}", ready.text().await.unwrap_or_default()));
+        }
+        println!("--check: everything started; stopping.");
+    } else {
+        println!("Press Ctrl-C to stop.");
+        wait_for_stop().await;
+    }
+    catalog.stop().await;
+    Ok(())
+}
+
+async fn wait_for_stop() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }

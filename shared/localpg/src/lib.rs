@@ -21,7 +21,9 @@ pub fn find_bin() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(p));
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .map_err(|_| "no PostgreSQL server found under /usr/lib/postgresql; install the postgresql package".to_string())?
+        .map_err(|_| {
+            "no PostgreSQL server found under /usr/lib/postgresql; install the postgresql package".to_string()
+        })?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
@@ -90,7 +92,15 @@ impl LocalPostgres {
         }
         if !data.join("PG_VERSION").exists() {
             let mut c = self.command("initdb");
-            c.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"]);
+            c.arg("-D").arg(&data).args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-instructions",
+            ]);
             c.env("LANG", "C.UTF-8");
             self.run(c, "initdb")?;
         }
@@ -108,11 +118,21 @@ impl LocalPostgres {
             opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
         let mut c = self.command("pg_ctl");
-        c.arg("-D").arg(&data).arg("-l").arg(self.dir.join("server.log")).args(["-w", "-t", "60", "-o", &opts, "start"]);
+        c.arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &opts, "start"]);
         self.run(c, "pg_ctl start").map(|_| ())
     }
 
+    /// Stops the server if it runs (a Ctrl-C in the terminal may have stopped it already).
     pub fn stop(&self) -> Result<(), String> {
+        let mut status = self.command("pg_ctl");
+        status.arg("-D").arg(self.data()).arg("status");
+        if self.run(status, "pg_ctl status").is_err() {
+            return Ok(());
+        }
         let mut c = self.command("pg_ctl");
         c.arg("-D").arg(self.data()).args(["-m", "fast", "-w", "stop"]);
         self.run(c, "pg_ctl stop").map(|_| ())

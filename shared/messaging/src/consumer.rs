@@ -38,7 +38,11 @@ impl From<diesel::result::Error> for HandlerError {
 
 /// Applies one event inside the consumer's transaction (the inbox row is in the same one).
 pub trait Handler: Send + Sync + 'static {
-    fn handle<'a>(&'a self, conn: &'a mut AsyncPgConnection, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), HandlerError>>;
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        envelope: &'a Envelope,
+    ) -> BoxFuture<'a, Result<(), HandlerError>>;
 }
 
 /// Updates the lag gauge from librdkafka's statistics.

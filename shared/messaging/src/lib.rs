@@ -37,9 +37,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// librdkafka settings shared by producers and consumers.
 pub fn client_config(k: &KafkaSettings) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &k.brokers)
-        .set("security.protocol", &k.security_protocol)
-        .set("log_level", "4");
+    c.set("bootstrap.servers", &k.brokers).set("security.protocol", &k.security_protocol).set("log_level", "4");
     if let Some(m) = &k.sasl_mechanism {
         c.set("sasl.mechanism", m);
     }

@@ -20,7 +20,10 @@ impl MessagingMetrics {
         let mm = MessagingMetrics {
             outbox_backlog: IntGauge::new("outbox_backlog", "Outbox rows not yet published")?,
             outbox_oldest_age: Gauge::new("outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")?,
-            outbox_published: IntCounterVec::new(Opts::new("outbox_published_total", "Events published by the relay"), &["topic"])?,
+            outbox_published: IntCounterVec::new(
+                Opts::new("outbox_published_total", "Events published by the relay"),
+                &["topic"],
+            )?,
             outbox_publish_failures: IntCounterVec::new(
                 Opts::new("outbox_publish_failures_total", "Relay batches that failed to publish"),
                 &["topic"],

@@ -21,7 +21,11 @@ static MIGRATIONS: &[diesel_migrations::EmbeddedMigrations] = &[platform_messagi
 struct RecordEffect;
 
 impl Handler for RecordEffect {
-    fn handle<'a>(&'a self, conn: &'a mut AsyncPgConnection, env: &'a Envelope) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        env: &'a Envelope,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             let ev: catalog::ObjectionEvent = env.payload_as().map_err(|e| HandlerError::Permanent(e.to_string()))?;
             if ev.reason == "poison" {
@@ -58,7 +62,8 @@ async fn setup() -> Setup {
 }
 
 fn event(objection: &str, reason: &str) -> Envelope {
-    let payload = catalog::ObjectionEvent { objection_id: objection.into(), reason: reason.into(), ..Default::default() };
+    let payload =
+        catalog::ObjectionEvent { objection_id: objection.into(), reason: reason.into(), ..Default::default() };
     Envelope::wrap(
         EventMeta {
             event_type: "catalog.quality.filed".into(),
@@ -98,9 +103,15 @@ async fn count(s: &Setup, sql: &str) -> i64 {
 
 fn start_consumer(s: &Setup, stop: &watch::Sender<bool>) -> tokio::task::JoinHandle<()> {
     let topic = s.settings.kafka.topic(topics::CATALOG_QUALITY);
-    let consumer =
-        Consumer::new("effects", &[&topic], s.pool.clone(), &s.settings.kafka, Arc::new(RecordEffect), s.metrics.clone())
-            .unwrap();
+    let consumer = Consumer::new(
+        "effects",
+        &[&topic],
+        s.pool.clone(),
+        &s.settings.kafka,
+        Arc::new(RecordEffect),
+        s.metrics.clone(),
+    )
+    .unwrap();
     tokio::spawn(consumer.run(stop.subscribe()))
 }
 
@@ -131,7 +142,11 @@ async fn a_crash_between_publish_and_mark_publishes_twice_and_the_effect_happens
     let task = start_consumer(&s, &stop);
     kit::eventually("4 deliveries consumed", Duration::from_secs(30), || async {
         (count(&s, "SELECT count(*) AS n FROM inbox").await == 2
-            && s.metrics.consumed.with_label_values(&["effects", &s.settings.kafka.topic(topics::CATALOG_QUALITY), "duplicate"]).get() == 2)
+            && s.metrics
+                .consumed
+                .with_label_values(&["effects", &s.settings.kafka.topic(topics::CATALOG_QUALITY), "duplicate"])
+                .get()
+                == 2)
             .then_some(())
     })
     .await;
@@ -156,10 +171,14 @@ async fn a_message_that_cannot_be_handled_is_dead_lettered_and_the_partition_kee
     relay.drain().await.unwrap();
 
     // Undecodable bytes straight onto the topic, too.
-    let producer: rdkafka::producer::FutureProducer = platform_messaging::client_config(&s.settings.kafka).create().unwrap();
+    let producer: rdkafka::producer::FutureProducer =
+        platform_messaging::client_config(&s.settings.kafka).create().unwrap();
     let topic = s.settings.kafka.topic(topics::CATALOG_QUALITY);
     producer
-        .send(rdkafka::producer::FutureRecord::to(&topic).key("same-key").payload(&b"\x01\x02garbage"[..]), Duration::from_secs(5))
+        .send(
+            rdkafka::producer::FutureRecord::to(&topic).key("same-key").payload(&b"\x01\x02garbage"[..]),
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
 
@@ -176,8 +195,16 @@ async fn a_message_that_cannot_be_handled_is_dead_lettered_and_the_partition_kee
         let m = tokio::time::timeout(Duration::from_secs(20), dlq.recv()).await.expect("2 dead letters").unwrap();
         use rdkafka::message::Headers as _;
         let h = m.headers().unwrap();
-        let err = h.iter().find(|h| h.key == "dlq.error").and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).to_string());
-        let src = h.iter().find(|h| h.key == "dlq.topic").and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).to_string());
+        let err = h
+            .iter()
+            .find(|h| h.key == "dlq.error")
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).to_string());
+        let src = h
+            .iter()
+            .find(|h| h.key == "dlq.topic")
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).to_string());
         assert_eq!(src.as_deref(), Some(topic.as_str()));
         errors.push(err.unwrap());
     }
@@ -209,7 +236,9 @@ async fn the_consumer_span_is_a_child_of_the_producer_span_across_kafka() {
     task.await.unwrap();
 
     let id = env.event_id.clone();
-    let has_id = |sp: &kit::SpanData| sp.attributes.iter().any(|kv| kv.key.as_str() == "messaging.message.id" && kv.value.as_str() == id);
+    let has_id = |sp: &kit::SpanData| {
+        sp.attributes.iter().any(|kv| kv.key.as_str() == "messaging.message.id" && kv.value.as_str() == id)
+    };
     let spans = kit::eventually("spans exported", Duration::from_secs(10), || async {
         let all = kit::spans();
         let publish = all.iter().find(|sp| sp.name == "outbox.publish" && has_id(sp)).cloned();
@@ -222,7 +251,11 @@ async fn the_consumer_span_is_a_child_of_the_producer_span_across_kafka() {
     })
     .await;
     let (request, publish, consume) = spans;
-    assert_eq!(publish.span_context.trace_id(), request.span_context.trace_id(), "the relay continues the writer's trace");
+    assert_eq!(
+        publish.span_context.trace_id(),
+        request.span_context.trace_id(),
+        "the relay continues the writer's trace"
+    );
     assert_eq!(publish.parent_span_id, request.span_context.span_id());
     assert_eq!(consume.span_context.trace_id(), publish.span_context.trace_id(), "one trace across Kafka");
     assert_eq!(consume.parent_span_id, publish.span_context.span_id(), "the consumer's span is the producer's child");

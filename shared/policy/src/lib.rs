@@ -153,11 +153,24 @@ impl Profiles {
             };
         }
         let values = inherit!(
-            objection_deadline_working_days, log_retention_months, max_agreement_term_months,
-            fixed_agreement_term, secondary_max_term_months, renewal_window_months, plan_filing_deadline,
-            agreement_filing_deadline, security_incident_lookback_years, min_credit_rating, min_operating_years,
-            access_during_rectification, personal_information_in_scope, sub_authorization, modes,
-            joint_review_for_conditional, min_query_group_size, refusal_burst_threshold
+            objection_deadline_working_days,
+            log_retention_months,
+            max_agreement_term_months,
+            fixed_agreement_term,
+            secondary_max_term_months,
+            renewal_window_months,
+            plan_filing_deadline,
+            agreement_filing_deadline,
+            security_incident_lookback_years,
+            min_credit_rating,
+            min_operating_years,
+            access_during_rectification,
+            personal_information_in_scope,
+            sub_authorization,
+            modes,
+            joint_review_for_conditional,
+            min_query_group_size,
+            refusal_burst_threshold
         );
         let own = chain[0];
         Ok(Profile { jurisdiction: own.code.clone(), version: own.version, values })

@@ -113,9 +113,7 @@ impl ResponseError for Problem {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .insert_header((header::CONTENT_TYPE, CONTENT_TYPE))
-            .json(self)
+        HttpResponse::build(self.status_code()).insert_header((header::CONTENT_TYPE, CONTENT_TYPE)).json(self)
     }
 }
 
@@ -160,8 +158,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             if !content_type_ok {
-                return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Body must be JSON")
-                    .with_detail("send Content-Type: application/json"));
+                return Err(Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported-media-type",
+                    "Body must be JSON",
+                )
+                .with_detail("send Content-Type: application/json"));
             }
             if declared.is_some_and(|n| n > limit) {
                 return Err(too_large(limit));
@@ -169,7 +171,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
-                    Problem::new(StatusCode::BAD_REQUEST, "unreadable-body", "Body could not be read").with_detail(e.to_string())
+                    Problem::new(StatusCode::BAD_REQUEST, "unreadable-body", "Body could not be read")
+                        .with_detail(e.to_string())
                 })?;
                 if body.len() + chunk.len() > limit {
                     return Err(too_large(limit));

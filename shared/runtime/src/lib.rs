@@ -56,16 +56,17 @@ impl Platform {
         tracing::info!(service = name, applied, "migrations applied");
         let pool = platform_store::pool(&settings.database).map_err(|e| step(name, "database pool")(e.to_string()))?;
         let metrics = Arc::new(Metrics::new(name).map_err(|e| step(name, "metrics")(e.to_string()))?);
-        let collector = platform_store::PoolCollector::new(pool.clone()).map_err(|e| step(name, "metrics")(e.to_string()))?;
+        let collector =
+            platform_store::PoolCollector::new(pool.clone()).map_err(|e| step(name, "metrics")(e.to_string()))?;
         metrics.register(Box::new(collector));
         let messaging = MessagingMetrics::new(&metrics).map_err(|e| step(name, "metrics")(e.to_string()))?;
-        let verifier = Arc::new(
-            Verifier::from_settings(&settings.auth).await.map_err(|e| step(name, "auth")(e.to_string()))?,
-        );
+        let verifier =
+            Arc::new(Verifier::from_settings(&settings.auth).await.map_err(|e| step(name, "auth")(e.to_string()))?);
         let readiness = Readiness::default()
             .with("database", platform_store::check(pool.clone()))
             .with("kafka", platform_messaging::broker_check(&settings.kafka));
-        let relay = Relay::new(pool.clone(), &settings.kafka, messaging.clone()).map_err(|e| step(name, "relay")(e.to_string()))?;
+        let relay = Relay::new(pool.clone(), &settings.kafka, messaging.clone())
+            .map_err(|e| step(name, "relay")(e.to_string()))?;
         let relay_handle = relay.handle();
         let (stop, _) = watch::channel(false);
         let mut platform = Platform {
@@ -94,8 +95,9 @@ impl Platform {
     pub fn consume(&mut self, consumer: &str, topics: &[&str], handler: Arc<dyn Handler>) -> Result<(), StartError> {
         let full: Vec<String> = topics.iter().map(|t| self.topic(t)).collect();
         let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-        let c = Consumer::new(consumer, &refs, self.pool.clone(), &self.settings.kafka, handler, self.messaging.clone())
-            .map_err(step(self.name, "consumer"))?;
+        let c =
+            Consumer::new(consumer, &refs, self.pool.clone(), &self.settings.kafka, handler, self.messaging.clone())
+                .map_err(step(self.name, "consumer"))?;
         let rx = self.stop.subscribe();
         self.tasks.push(tokio::spawn(c.run(rx)));
         Ok(())

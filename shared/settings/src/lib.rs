@@ -52,10 +52,7 @@ where
     T: DeserializeOwned + Validate,
 {
     let mut builder = Config::builder().add_source(File::from_str(defaults, FileFormat::Toml));
-    let file = sources
-        .file
-        .clone()
-        .or_else(|| std::env::var_os("PLATFORM_CONFIG").map(PathBuf::from));
+    let file = sources.file.clone().or_else(|| std::env::var_os("PLATFORM_CONFIG").map(PathBuf::from));
     if let Some(path) = file {
         if !path.exists() {
             return Err(SettingsError::invalid("PLATFORM_CONFIG", format!("file {} does not exist", path.display())));
@@ -280,8 +277,12 @@ impl AuthSettings {
         let file = self.jwks_file.as_deref().filter(|s| !s.is_empty());
         let url = self.jwks_url.as_deref().filter(|s| !s.is_empty());
         match (file, url) {
-            (None, None) => Err(SettingsError::invalid(format!("{prefix}.jwks_file"), "either jwks_file or jwks_url is required")),
-            (Some(_), Some(_)) => Err(SettingsError::invalid(format!("{prefix}.jwks_url"), "give jwks_file or jwks_url, not both")),
+            (None, None) => {
+                Err(SettingsError::invalid(format!("{prefix}.jwks_file"), "either jwks_file or jwks_url is required"))
+            }
+            (Some(_), Some(_)) => {
+                Err(SettingsError::invalid(format!("{prefix}.jwks_url"), "give jwks_file or jwks_url, not both"))
+            }
             _ => Ok(()),
         }
     }
@@ -380,8 +381,10 @@ mod tests {
 
     #[test]
     fn environment_overrides_defaults_and_overrides_win_over_environment() {
-        let env = [("PLATFORM__HTTP__BIND".to_string(), "0.0.0.0:8080".to_string()),
-                   ("PLATFORM__DATABASE__POOL_SIZE".to_string(), "5".to_string())];
+        let env = [
+            ("PLATFORM__HTTP__BIND".to_string(), "0.0.0.0:8080".to_string()),
+            ("PLATFORM__DATABASE__POOL_SIZE".to_string(), "5".to_string()),
+        ];
         let mut src = Sources { environment: Some(env.into_iter().collect()), ..Sources::default() };
         let s: CommonSettings = load(COMMON_DEFAULTS, &src).unwrap();
         assert_eq!(s.http.bind, "0.0.0.0:8080");
@@ -393,11 +396,8 @@ mod tests {
 
     #[test]
     fn database_url_password_is_redacted_in_debug() {
-        let s: CommonSettings = load(
-            COMMON_DEFAULTS,
-            &sources(&[("database.url", "postgres://svc:s3cret@db:5432/catalog")]),
-        )
-        .unwrap();
+        let s: CommonSettings =
+            load(COMMON_DEFAULTS, &sources(&[("database.url", "postgres://svc:s3cret@db:5432/catalog")])).unwrap();
         let shown = format!("{:?}", s.database);
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("svc:***@db"), "{shown}");

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::{QueryableByName, sql_types};
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, deadpool::Object};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use diesel_migrations::EmbeddedMigrations;
 use platform_settings::DatabaseSettings;
 
@@ -21,7 +21,7 @@ pub type PooledConn = Object<AsyncPgConnection>;
 pub use diesel_async::AsyncPgConnection as PgConn;
 
 /// Advisory-lock key under which migrations run ("migrate" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6d69_6772_6174_65;
+const MIGRATION_LOCK: i64 = 0x006d_6967_7261_7465;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -185,7 +185,10 @@ pub struct PoolCollector {
 impl PoolCollector {
     pub fn new(pool: Pool) -> Result<PoolCollector, prometheus::Error> {
         let gauge = prometheus::IntGaugeVec::new(
-            prometheus::Opts::new("db_pool_connections", "Database pool connections by state (max, open, idle, waiting)"),
+            prometheus::Opts::new(
+                "db_pool_connections",
+                "Database pool connections by state (max, open, idle, waiting)",
+            ),
             &["state"],
         )?;
         Ok(PoolCollector { pool, gauge })
@@ -214,7 +217,6 @@ pub fn unique_violation(e: &diesel::result::Error) -> Option<&str> {
         _ => None,
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -41,7 +41,11 @@ impl Drop for TelemetryGuard {
 /// Installs the process-wide subscriber: filter, JSON (or pretty) logs with trace ids, and the
 /// OpenTelemetry layer. Spans go to OTLP when `settings.otlp_endpoint` is set, and to `extra`
 /// (tests use an in-memory exporter). Call once per process, from `main` or the test harness.
-pub fn init(service: &str, settings: &TelemetrySettings, extra: Option<InMemorySpanExporter>) -> Result<TelemetryGuard, String> {
+pub fn init(
+    service: &str,
+    settings: &TelemetrySettings,
+    extra: Option<InMemorySpanExporter>,
+) -> Result<TelemetryGuard, String> {
     opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_string()).build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);

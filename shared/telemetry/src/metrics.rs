@@ -83,7 +83,10 @@ impl Metrics {
 /// Records count, errors and latency per route template (never the raw path: bounded labels).
 pub fn http_metrics_middleware(
     metrics: Arc<Metrics>,
-) -> impl Fn(ServiceRequest, Next<actix_web::body::BoxBody>) -> futures::future::LocalBoxFuture<'static, Result<ServiceResponse<actix_web::body::BoxBody>, Error>>
+) -> impl Fn(
+    ServiceRequest,
+    Next<actix_web::body::BoxBody>,
+) -> futures::future::LocalBoxFuture<'static, Result<ServiceResponse<actix_web::body::BoxBody>, Error>>
 + Clone
 + 'static {
     move |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| {

@@ -108,8 +108,13 @@ pub async fn database(service: &str, sets: &'static [EmbeddedMigrations]) -> Tes
         let building = format!("{template}_build");
         platform_store::drop_database(&h.admin_url, &building).await.expect("drop");
         platform_store::create_database(&h.admin_url, &building, None).await.expect("create template");
-        platform_store::migrate(&platform_store::with_database(&h.admin_url, &building), sets).await.expect("migrate template");
-        diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {template}")).execute(&mut admin).await.expect("rename");
+        platform_store::migrate(&platform_store::with_database(&h.admin_url, &building), sets)
+            .await
+            .expect("migrate template");
+        diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {template}"))
+            .execute(&mut admin)
+            .await
+            .expect("rename");
     }
     // The template may still be held for a moment by a closing connection: retry briefly.
     let mut tries = 0;
@@ -199,11 +204,8 @@ pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Op
         if metric != name {
             return None;
         }
-        let pairs: Vec<(&str, &str)> = rest
-            .split(',')
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k, v.trim_matches('"')))
-            .collect();
+        let pairs: Vec<(&str, &str)> =
+            rest.split(',').filter_map(|p| p.split_once('=')).map(|(k, v)| (k, v.trim_matches('"'))).collect();
         labels.iter().all(|want| pairs.contains(want)).then(|| value.parse().ok())?
     })
 }

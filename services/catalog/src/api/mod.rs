@@ -19,7 +19,8 @@ const DEPARTMENTS: &[Role] = &[Role::IndustryDept];
 const DATA_ADMIN: &[Role] = &[Role::DataAdmin];
 const OBJECTORS: &[Role] = &[Role::Operator, Role::Partner];
 const REGISTRARS: &[Role] = &[Role::ImplementingInstitution];
-const OBJECTION_READERS: &[Role] = &[Role::IndustryDept, Role::DataAdmin, Role::DataSourceUnit, Role::Operator, Role::Partner];
+const OBJECTION_READERS: &[Role] =
+    &[Role::IndustryDept, Role::DataAdmin, Role::DataSourceUnit, Role::Operator, Role::Partner];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(openapi))
@@ -141,7 +142,12 @@ async fn get_resource(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>) 
 
 #[utoipa::path(put, path = "/resources/{id}", request_body = ResourceContent, responses((status = 200, body = Resource), (status = 409, body = Problem)),
     security(("bearer" = [])), description = "Edit a draft or rejected resource (industry_dept).")]
-async fn update_resource(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>, body: Json<ResourceContent>) -> Reply {
+async fn update_resource(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<ResourceContent>,
+) -> Reply {
     caller.require(DEPARTMENTS)?;
     Ok(HttpResponse::Ok().json(app::update_resource(&s, &caller, *id, body.0).await?))
 }
@@ -216,7 +222,8 @@ async fn register_resource(caller: Caller, s: web::Data<State>, id: web::Path<Uu
 async fn list_registrations(caller: Caller, s: web::Data<State>, q: web::Query<RegistrationQuery>) -> Reply {
     caller.require(READERS)?;
     let q = q.into_inner();
-    Ok(HttpResponse::Ok().json(app::list_registrations(&s, q.jurisdiction.as_deref(), q.year, q.cursor.as_deref(), q.limit).await?))
+    Ok(HttpResponse::Ok()
+        .json(app::list_registrations(&s, q.jurisdiction.as_deref(), q.year, q.cursor.as_deref(), q.limit).await?))
 }
 
 #[utoipa::path(get, path = "/registrations/{number}", responses((status = 200, body = Registration), (status = 404, body = Problem)),
@@ -240,7 +247,8 @@ async fn list_objections(caller: Caller, s: web::Data<State>, q: web::Query<Obje
     caller.require(OBJECTION_READERS)?;
     let q = q.into_inner();
     let f = ObjectionFilter { state: q.state, resource_id: q.resource_id, ..ObjectionFilter::default() };
-    Ok(HttpResponse::Ok().json(app::list_objections(&s, &caller, f, q.overdue_as_of, q.cursor.as_deref(), q.limit).await?))
+    Ok(HttpResponse::Ok()
+        .json(app::list_objections(&s, &caller, f, q.overdue_as_of, q.cursor.as_deref(), q.limit).await?))
 }
 
 #[utoipa::path(get, path = "/objections/{id}", responses((status = 200, body = Objection), (status = 404, body = Problem)),
@@ -254,7 +262,12 @@ async fn get_objection(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>)
     params(("action" = ObjectionAction, Path, description = "accept | rectify | reject")),
     responses((status = 200, body = Objection), (status = 409, body = Problem)),
     security(("bearer" = [])), description = "Accept or reject (industry_dept, data_admin); rectify (data_source_unit, industry_dept).")]
-async fn objection_step(caller: Caller, s: web::Data<State>, path: web::Path<(Uuid, ObjectionAction)>, body: Json<ReasonBody>) -> Reply {
+async fn objection_step(
+    caller: Caller,
+    s: web::Data<State>,
+    path: web::Path<(Uuid, ObjectionAction)>,
+    body: Json<ReasonBody>,
+) -> Reply {
     let (id, action) = path.into_inner();
     caller.require(app::step_roles(action))?;
     Ok(HttpResponse::Ok().json(app::objection_step(&s, &caller, id, action, &body.reason).await?))

@@ -160,7 +160,10 @@ impl ResourceContent {
                 && f.name.starts_with(|c: char| c.is_ascii_lowercase())
                 && f.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !ok_name {
-                return Err(invalid(format!("{path}.name"), "must be lower-case letters, digits and '_', starting with a letter, at most 63 long"));
+                return Err(invalid(
+                    format!("{path}.name"),
+                    "must be lower-case letters, digits and '_', starting with a letter, at most 63 long",
+                ));
             }
             if !seen.insert(f.name.as_str()) {
                 return Err(invalid(format!("{path}.name"), format!("field `{}` appears twice", f.name)));
@@ -168,10 +171,16 @@ impl ResourceContent {
             let personal = matches!(f.sensitivity, Sensitivity::Personal | Sensitivity::SensitivePersonal);
             match (personal, f.pii_kind) {
                 (true, None) => {
-                    return Err(invalid(format!("{path}.pii_kind"), "personal information needs its kind (id_card, phone, name, ...) so it can be masked"));
+                    return Err(invalid(
+                        format!("{path}.pii_kind"),
+                        "personal information needs its kind (id_card, phone, name, ...) so it can be masked",
+                    ));
                 }
                 (false, Some(_)) => {
-                    return Err(invalid(format!("{path}.sensitivity"), "a field with a pii_kind holds personal information: set sensitivity to personal or sensitive_personal"));
+                    return Err(invalid(
+                        format!("{path}.sensitivity"),
+                        "a field with a pii_kind holds personal information: set sensitivity to personal or sensitive_personal",
+                    ));
                 }
                 _ => {}
             }
@@ -180,7 +189,9 @@ impl ResourceContent {
             }
         }
         match (self.provenance.kind, self.provenance.provider.as_deref()) {
-            (ProvenanceKind::SharedIn, None) => return Err(invalid("provenance.provider", "shared-in data must name its provider")),
+            (ProvenanceKind::SharedIn, None) => {
+                return Err(invalid("provenance.provider", "shared-in data must name its provider"));
+            }
             (ProvenanceKind::SharedIn, Some(p)) => text("provenance.provider", p, MAX_TEXT)?,
             (ProvenanceKind::Collected, _) if self.provenance.provider_consent => {
                 return Err(invalid("provenance.provider_consent", "only shared-in data has a provider's consent"));
@@ -245,7 +256,11 @@ pub struct InvalidTransition {
 }
 
 /// The state after `action` from `from`, or why not.
-pub fn transition(from: ResourceState, action: Action, has_pending_revision: bool) -> Result<ResourceState, InvalidTransition> {
+pub fn transition(
+    from: ResourceState,
+    action: Action,
+    has_pending_revision: bool,
+) -> Result<ResourceState, InvalidTransition> {
     use ResourceState::*;
     let (allowed_in, to): (&[ResourceState], ResourceState) = match action {
         Action::Edit => (&[Draft, Rejected], Draft),
@@ -284,8 +299,20 @@ mod tests {
             security_grade: SecurityGrade::General,
             quality_requirements: String::new(),
             fields: vec![
-                FieldSpec { name: "credit_code".into(), data_type: DataType::Text, sensitivity: Sensitivity::None, pii_kind: None, description: String::new() },
-                FieldSpec { name: "legal_person_id".into(), data_type: DataType::Text, sensitivity: Sensitivity::SensitivePersonal, pii_kind: Some(PiiKind::IdCard), description: String::new() },
+                FieldSpec {
+                    name: "credit_code".into(),
+                    data_type: DataType::Text,
+                    sensitivity: Sensitivity::None,
+                    pii_kind: None,
+                    description: String::new(),
+                },
+                FieldSpec {
+                    name: "legal_person_id".into(),
+                    data_type: DataType::Text,
+                    sensitivity: Sensitivity::SensitivePersonal,
+                    pii_kind: Some(PiiKind::IdCard),
+                    description: String::new(),
+                },
             ],
             provenance: Provenance { kind: ProvenanceKind::Collected, provider: None, provider_consent: false },
         }
@@ -307,7 +334,11 @@ mod tests {
     #[test]
     fn shared_in_data_without_consent_is_not_authorizable_sx_5() {
         let mut r = sample();
-        r.provenance = Provenance { kind: ProvenanceKind::SharedIn, provider: Some("甘肃省大数据中心".into()), provider_consent: false };
+        r.provenance = Provenance {
+            kind: ProvenanceKind::SharedIn,
+            provider: Some("甘肃省大数据中心".into()),
+            provider_consent: false,
+        };
         assert_eq!(r.authorizability(), Authorizability { authorizable: false, rule: Some("SX-5") });
         r.provenance.provider_consent = true;
         assert!(r.authorizability().authorizable);
@@ -346,7 +377,10 @@ mod tests {
         assert_eq!(transition(Published, Action::Withdraw, false), Ok(Withdrawn));
         let err = transition(Draft, Action::Publish, false).unwrap_err();
         assert_eq!(err.allowed_in, vec![Submitted]);
-        assert!(transition(Published, Action::Edit, false).is_err(), "a published resource changes only by a new version");
+        assert!(
+            transition(Published, Action::Edit, false).is_err(),
+            "a published resource changes only by a new version"
+        );
         assert!(transition(Published, Action::ProposeRevision, true).is_err(), "one pending revision at a time");
         assert!(transition(Published, Action::DecideRevision, false).is_err());
         assert!(transition(Withdrawn, Action::Publish, false).is_err());

@@ -114,12 +114,16 @@ impl ResourceRow {
             source_unit: self.source_unit.clone(),
             sector: self.sector.clone(),
             format: self.format.clone(),
-            update_frequency: UpdateFrequency::parse(&self.update_frequency).ok_or_else(|| corrupt("update_frequency", self.id))?,
+            update_frequency: UpdateFrequency::parse(&self.update_frequency)
+                .ok_or_else(|| corrupt("update_frequency", self.id))?,
             open_category: OpenCategory::parse(&self.open_category).ok_or_else(|| corrupt("open_category", self.id))?,
-            security_grade: SecurityGrade::parse(&self.security_grade).ok_or_else(|| corrupt("security_grade", self.id))?,
+            security_grade: SecurityGrade::parse(&self.security_grade)
+                .ok_or_else(|| corrupt("security_grade", self.id))?,
             quality_requirements: self.quality_requirements.clone(),
-            fields: serde_json::from_value::<Vec<FieldSpec>>(self.fields.clone()).map_err(|_| corrupt("fields", self.id))?,
-            provenance: serde_json::from_value::<Provenance>(self.provenance.clone()).map_err(|_| corrupt("provenance", self.id))?,
+            fields: serde_json::from_value::<Vec<FieldSpec>>(self.fields.clone())
+                .map_err(|_| corrupt("fields", self.id))?,
+            provenance: serde_json::from_value::<Provenance>(self.provenance.clone())
+                .map_err(|_| corrupt("provenance", self.id))?,
         })
     }
 
@@ -289,7 +293,11 @@ pub struct RegistrationRow {
 }
 
 impl RegistrationRow {
-    pub async fn find_by_subject(conn: &mut AsyncPgConnection, kind: &str, id: Uuid) -> Result<Option<RegistrationRow>> {
+    pub async fn find_by_subject(
+        conn: &mut AsyncPgConnection,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<Option<RegistrationRow>> {
         Ok(registrations::table
             .filter(registrations::subject_kind.eq(kind))
             .filter(registrations::subject_id.eq(id))

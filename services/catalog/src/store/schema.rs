@@ -92,4 +92,3 @@ diesel::table! {
         at -> Timestamptz,
     }
 }
-

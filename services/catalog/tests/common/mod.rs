@@ -53,7 +53,8 @@ impl Svc {
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
-        let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let content_type =
+            resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
         let text = resp.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Reply { status, content_type, body }

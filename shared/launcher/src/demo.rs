@@ -1,0 +1,192 @@
+//! Demo data for `make run`: a province with the Shaanxi profile (610000), a city under it
+//! (Xi'an, 610100), and catalog resources with Chinese names, loaded through the public API.
+
+use platform_auth::{Role, issuer::DevIssuer};
+use serde_json::{Value, json};
+
+pub const PROVINCE: &str = "610000";
+pub const CITY: &str = "610100";
+
+fn field(name: &str, data_type: &str, sensitivity: &str, pii: Option<&str>, description: &str) -> Value {
+    let mut f = json!({"name": name, "data_type": data_type, "sensitivity": sensitivity, "description": description});
+    if let Some(p) = pii {
+        f["pii_kind"] = json!(p);
+    }
+    f
+}
+
+fn resources() -> Vec<(&'static str, Value)> {
+    let collected = json!({"kind": "collected"});
+    vec![
+        (
+            PROVINCE,
+            json!({
+                "name": "企业登记信息", "code": "SX-SCJG-0001", "source_unit": "陕西省市场监督管理局", "sector": "market_regulation",
+                "format": "table", "update_frequency": "daily", "open_category": "conditional", "security_grade": "general",
+                "quality_requirements": "统一社会信用代码完整率100%",
+                "fields": [
+                    field("credit_code", "text", "none", None, "统一社会信用代码"),
+                    field("enterprise_name", "text", "none", None, "企业名称"),
+                    field("legal_person_name", "text", "personal", Some("name"), "法定代表人姓名"),
+                    field("legal_person_id", "text", "sensitive_personal", Some("id_card"), "法定代表人身份证号"),
+                    field("contact_phone", "text", "personal", Some("phone"), "联系电话"),
+                    field("registered_capital", "decimal", "none", None, "注册资本（万元）"),
+                    field("district", "text", "none", None, "所在区县"),
+                ],
+                "provenance": collected,
+            }),
+        ),
+        (
+            PROVINCE,
+            json!({
+                "name": "公共交通刷卡数据", "code": "SX-JT-0002", "source_unit": "陕西省交通运输厅", "sector": "transport",
+                "format": "table", "update_frequency": "real_time", "open_category": "unconditional", "security_grade": "general",
+                "fields": [
+                    field("line_no", "text", "none", None, "线路编号"),
+                    field("station", "text", "none", None, "站点"),
+                    field("boarding_time", "timestamp", "none", None, "上车时间"),
+                    field("fare", "decimal", "none", None, "票价（元）"),
+                ],
+                "provenance": collected,
+            }),
+        ),
+        (
+            PROVINCE,
+            json!({
+                "name": "不动产登记信息", "code": "SX-ZRZY-0003", "source_unit": "陕西省自然资源厅", "sector": "natural_resources",
+                "format": "table", "update_frequency": "weekly", "open_category": "conditional", "security_grade": "important",
+                "fields": [
+                    field("parcel_no", "text", "none", None, "不动产单元号"),
+                    field("owner_name", "text", "personal", Some("name"), "权利人"),
+                    field("area_m2", "decimal", "none", None, "面积（平方米）"),
+                    field("usage", "text", "none", None, "用途"),
+                ],
+                "provenance": collected,
+            }),
+        ),
+        (
+            PROVINCE,
+            json!({
+                "name": "医保结算明细", "code": "SX-YB-0004", "source_unit": "陕西省医疗保障局", "sector": "health",
+                "format": "table", "update_frequency": "daily", "open_category": "not_open", "security_grade": "core",
+                "fields": [
+                    field("patient_id", "text", "sensitive_personal", Some("id_card"), "参保人身份证号"),
+                    field("amount", "decimal", "none", None, "结算金额"),
+                ],
+                "provenance": collected,
+            }),
+        ),
+        (
+            PROVINCE,
+            json!({
+                "name": "跨省共享社保缴纳信息", "code": "SX-RS-0005", "source_unit": "陕西省人力资源和社会保障厅", "sector": "social_security",
+                "format": "table", "update_frequency": "monthly", "open_category": "conditional", "security_grade": "important",
+                "fields": [
+                    field("insured_id", "text", "sensitive_personal", Some("id_card"), "参保人身份证号"),
+                    field("months_paid", "integer", "none", None, "缴费月数"),
+                ],
+                "provenance": {"kind": "shared_in", "provider": "甘肃省人力资源和社会保障厅", "provider_consent": false},
+            }),
+        ),
+        (
+            PROVINCE,
+            json!({
+                "name": "气象观测数据", "code": "SX-QX-0006", "source_unit": "陕西省气象局", "sector": "meteorology",
+                "format": "table", "update_frequency": "real_time", "open_category": "unconditional", "security_grade": "general",
+                "fields": [
+                    field("station_id", "text", "none", None, "观测站编号"),
+                    field("observed_at", "timestamp", "none", None, "观测时间"),
+                    field("temperature_c", "decimal", "none", None, "气温（℃）"),
+                    field("precipitation_mm", "decimal", "none", None, "降水量（毫米）"),
+                ],
+                "provenance": collected,
+            }),
+        ),
+        (
+            CITY,
+            json!({
+                "name": "西安市公交线路客流数据", "code": "XA-JT-0001", "source_unit": "西安市交通运输局", "sector": "transport",
+                "format": "table", "update_frequency": "daily", "open_category": "unconditional", "security_grade": "general",
+                "fields": [
+                    field("line_no", "text", "none", None, "线路编号"),
+                    field("date", "date", "none", None, "日期"),
+                    field("passengers", "integer", "none", None, "客流人次"),
+                ],
+                "provenance": collected,
+            }),
+        ),
+    ]
+}
+
+/// The demo users: one per role in the province, and the city's own departments.
+pub fn users() -> Vec<(String, &'static str, Role)> {
+    let mut out: Vec<(String, &'static str, Role)> =
+        Role::ALL.iter().map(|r| (format!("TOKEN_{}", r.as_str().to_uppercase()), PROVINCE, *r)).collect();
+    for r in [Role::IndustryDept, Role::DataAdmin, Role::ImplementingInstitution] {
+        out.push((format!("TOKEN_CITY_{}", r.as_str().to_uppercase()), CITY, r));
+    }
+    out
+}
+
+pub fn token(issuer: &DevIssuer, jurisdiction: &str, role: Role) -> Result<String, String> {
+    issuer.token(
+        &format!("demo-{}-{jurisdiction}", role.as_str()),
+        &format!("demo-org-{}", role.as_str()),
+        jurisdiction,
+        &[role],
+    )
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let mut req = http.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// Loads the demo catalog unless it is there already (codes are unique, so a rerun adds nothing).
+pub async fn seed(catalog_url: &str, issuer: &DevIssuer) -> Result<usize, String> {
+    let http = reqwest::Client::new();
+    let mut created = 0;
+    for (jurisdiction, content) in resources() {
+        let dept = token(issuer, jurisdiction, Role::IndustryDept)?;
+        let admin = token(issuer, jurisdiction, Role::DataAdmin)?;
+        let registrar = token(issuer, jurisdiction, Role::ImplementingInstitution)?;
+        let (status, body) =
+            call(&http, reqwest::Method::POST, format!("{catalog_url}/resources"), &dept, Some(&content)).await?;
+        match status {
+            201 => {}
+            409 => continue,
+            _ => return Err(format!("demo resource {}: {status} {body}", content["name"])),
+        }
+        let id = body["id"].as_str().unwrap_or_default().to_string();
+        call(&http, reqwest::Method::POST, format!("{catalog_url}/resources/{id}/submit"), &dept, None).await?;
+        let (status, body) =
+            call(&http, reqwest::Method::POST, format!("{catalog_url}/resources/{id}/publish"), &admin, None).await?;
+        if status != 200 {
+            return Err(format!("publishing demo resource: {status} {body}"));
+        }
+        if body["authorizable"] == true {
+            call(&http, reqwest::Method::POST, format!("{catalog_url}/resources/{id}/registration"), &registrar, None)
+                .await?;
+        }
+        if content["code"] == "SX-SCJG-0001" {
+            let operator = token(issuer, PROVINCE, Role::Operator)?;
+            let objection = json!({"resource_id": id, "field": "registered_capital", "description": "部分企业注册资本单位为元而非万元"});
+            call(&http, reqwest::Method::POST, format!("{catalog_url}/objections"), &operator, Some(&objection))
+                .await?;
+        }
+        created += 1;
+    }
+    Ok(created)
+}

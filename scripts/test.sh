@@ -11,6 +11,8 @@ PGDIR="$CARGO_TARGET_DIR/test-pg"
 PGPORT="${PLATFORM_TEST_PG_PORT:-55439}"
 
 cargo build --workspace --all-targets --locked
+# A server left running by an interrupted run would hold the port: stop it before starting afresh.
+"$CARGO_TARGET_DIR/debug/platform" pg-stop --dir "$PGDIR" --port "$PGPORT" >/dev/null 2>&1 || true
 rm -rf "$PGDIR"
 url=$("$CARGO_TARGET_DIR/debug/platform" pg-start --dir "$PGDIR" --port "$PGPORT" --fast | sed -n 's/^DATABASE_URL=//p')
 trap '"$CARGO_TARGET_DIR/debug/platform" pg-stop --dir "$PGDIR" --port "$PGPORT" >/dev/null 2>&1 || true' EXIT

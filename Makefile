@@ -33,3 +33,6 @@ proto-snapshot:
 
 clean:
 	rm -rf .dev $(CARGO_TARGET_DIR)/test-pg
+
+bench: deps
+	@bash scripts/bench.sh

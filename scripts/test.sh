@@ -33,3 +33,7 @@ rm -rf "$CARGO_TARGET_DIR/launcher-check"
 PLATFORM_PG_PORT=$((PGPORT + 1)) PLATFORM__TELEMETRY__LOG_FORMAT=json RUST_LOG=warn \
   "$CARGO_TARGET_DIR/debug/platform" run --dir "$CARGO_TARGET_DIR/launcher-check" --check
 grep -q '^TOKEN_OPERATOR=' "$CARGO_TARGET_DIR/launcher-check/platform.env"
+
+# The Helm chart, cluster prerequisites, dashboards and alert rules (rendered and validated
+# offline; see scripts/check_k8s.py).
+bash scripts/check-k8s.sh

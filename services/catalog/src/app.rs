@@ -33,6 +33,9 @@ pub struct State {
 /// Roles that may read the published catalog: every platform role.
 pub const READERS: &[Role] = &Role::ALL;
 
+/// Items per page when the caller names no limit.
+pub const DEFAULT_PAGE: i64 = 20;
+
 /// Largest page a list returns.
 pub const MAX_PAGE: i64 = 200;
 
@@ -267,13 +270,28 @@ pub async fn resource_versions(s: &State, caller: &Caller, id: Uuid) -> Result<V
     Ok(VersionRow::find_by_resource(&mut c, id).await?.into_iter().map(Into::into).collect())
 }
 
+/// Turns `limit + 1` fetched rows into a page: the extra row only says that more follow.
+fn page<R, T>(
+    mut rows: Vec<R>,
+    fetched: i64,
+    cursor_of: impl Fn(&R) -> String,
+    view: impl Fn(R) -> Result<T>,
+) -> Result<Page<T>> {
+    let more = rows.len() as i64 == fetched;
+    if more {
+        rows.pop();
+    }
+    let next_cursor = if more { rows.last().map(&cursor_of) } else { None };
+    Ok(Page { items: rows.into_iter().map(view).collect::<Result<_>>()?, next_cursor })
+}
+
 fn parse_cursor(cursor: Option<&str>) -> Result<Option<Uuid>> {
     cursor.map(|c| Uuid::parse_str(c).map_err(|_| Error::BadCursor)).transpose()
 }
 
 fn page_limit(limit: Option<i64>) -> Result<i64> {
     match limit {
-        None => Ok(50),
+        None => Ok(DEFAULT_PAGE),
         Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
         Some(_) => Err(Error::Invalid(crate::domain::resource::Invalid {
             field: "limit".into(),
@@ -314,13 +332,8 @@ pub async fn search(
         }
     }
     let mut c = s.conn().await?;
-    let mut rows = ResourceRow::search(&mut c, &f).await?;
-    let more = rows.len() as i64 == f.limit;
-    if more {
-        rows.pop();
-    }
-    let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };
-    Ok(Page { items: rows.iter().map(Resource::from_row).collect::<Result<_>>()?, next_cursor })
+    let rows = ResourceRow::search(&mut c, &f).await?;
+    page(rows, f.limit, |r| r.id.to_string(), |r| Resource::from_row(&r))
 }
 
 // ---- registration ----------------------------------------------------------------------------
@@ -380,13 +393,8 @@ pub async fn list_registrations(
 ) -> Result<Page<Registration>> {
     let limit = page_limit(limit)? + 1;
     let mut c = s.conn().await?;
-    let mut rows = RegistrationRow::list(&mut c, jurisdiction, year, cursor, limit).await?;
-    let more = rows.len() as i64 == limit;
-    if more {
-        rows.pop();
-    }
-    let next_cursor = if more { rows.last().map(|r| r.number.clone()) } else { None };
-    Ok(Page { items: rows.into_iter().map(Into::into).collect(), next_cursor })
+    let rows = RegistrationRow::list(&mut c, jurisdiction, year, cursor, limit).await?;
+    page(rows, limit, |r| r.number.clone(), |r| Ok(r.into()))
 }
 
 // ---- objections ------------------------------------------------------------------------------
@@ -551,14 +559,6 @@ pub async fn list_objections(
     f.limit = page_limit(limit)? + 1;
     let today = overdue_as_of.unwrap_or_else(platform_calendar::today_in_china);
     let mut c = s.conn().await?;
-    let mut rows = ObjectionRow::search(&mut c, &f).await?;
-    let more = rows.len() as i64 == f.limit;
-    if more {
-        rows.pop();
-    }
-    let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };
-    Ok(Page {
-        items: rows.into_iter().map(|r| Objection::from_row(r, today, Vec::new())).collect::<Result<_>>()?,
-        next_cursor,
-    })
+    let rows = ObjectionRow::search(&mut c, &f).await?;
+    page(rows, f.limit, |r| r.id.to_string(), |r| Objection::from_row(r, today, Vec::new()))
 }

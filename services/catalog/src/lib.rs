@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use platform_events::topics;
 use platform_runtime::{Platform, Running, StartError};
 use platform_settings::CommonSettings;
 
@@ -40,7 +41,8 @@ pub fn default_settings() -> String {
 /// Starts the catalog: migrations, relay, gauges, HTTP.
 pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
     let topic_prefix = settings.kafka.topic_prefix.clone();
-    let mut platform = Platform::start(SERVICE, settings, MIGRATIONS).await?;
+    let publishes = [topics::CATALOG_RESOURCE, topics::CATALOG_REGISTRATION, topics::CATALOG_QUALITY];
+    let mut platform = Platform::start(SERVICE, settings, MIGRATIONS, &publishes).await?;
     let profiles = platform_policy::Profiles::built_in().map_err(|e| StartError::Step {
         service: SERVICE,
         step: "policy profiles",

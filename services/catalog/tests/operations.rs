@@ -29,6 +29,14 @@ async fn health_readiness_metrics_and_openapi() {
     assert!(metric_value(&text, "outbox_oldest_age_seconds", &[]).is_some());
     assert_eq!(metric_value(&text, "db_pool_connections", &[("state", "max")]), Some(6.0));
 
+    // Every metric the dashboards and alerts use is exported (the consumer-side kafka_* series
+    // are proven by shared/messaging's tests: catalog consumes nothing yet).
+    let used = include_str!("../../../charts/platform/metrics-used.txt");
+    for name in used.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("kafka_")) {
+        let exported = text.lines().any(|l| !l.starts_with('#') && (l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))));
+        assert!(exported, "{name} is used by charts/platform but catalog does not export it:\n{text}");
+    }
+
     let r = s.call("GET", "/openapi.json", None, None).await;
     assert_eq!(r.status, 200);
     let paths = r.body["paths"].as_object().unwrap();

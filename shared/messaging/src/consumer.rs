@@ -68,6 +68,52 @@ impl ClientContext for LagContext {
 
 impl ConsumerContext for LagContext {}
 
+/// Most messages applied in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+/// The span of one message, a child of the producer's span carried in its headers.
+fn message_span(msg: &BorrowedMessage<'_>, consumer: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "consume",
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.destination.name = %msg.topic(),
+        messaging.kafka.partition = msg.partition(),
+        messaging.kafka.offset = msg.offset(),
+        messaging.consumer.group.name = %consumer,
+        messaging.message.id = tracing::field::Empty,
+    );
+    crate::trace::set_parent_from(&span, &crate::trace::KafkaExtractor(msg.headers()));
+    span
+}
+
+/// The inbox row, then the handler's effect, in the caller's transaction.
+async fn apply_in(
+    c: &mut AsyncPgConnection,
+    consumer: &str,
+    handler: &dyn Handler,
+    msg: &BorrowedMessage<'_>,
+    env: &Envelope,
+) -> Result<Outcome, TxError> {
+    let event_id = env.event_uuid().map_err(|e| TxError::Handler(HandlerError::Permanent(e.to_string())))?;
+    let inserted = diesel::insert_into(inbox::table)
+        .values((
+            inbox::consumer.eq(consumer),
+            inbox::event_id.eq(event_id),
+            inbox::topic.eq(msg.topic()),
+            inbox::kafka_partition.eq(msg.partition()),
+            inbox::kafka_offset.eq(msg.offset()),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)
+        .await?;
+    if inserted == 0 {
+        return Ok(Outcome::Duplicate);
+    }
+    handler.handle(c, env).await.map_err(TxError::Handler)?;
+    Ok(Outcome::Applied)
+}
+
 /// A named consumer of some topics, in its own consumer group.
 pub struct Consumer {
     name: String,
@@ -124,43 +170,101 @@ impl Consumer {
             .set("linger.ms", "0")
             .create::<FutureProducer>()
             .map_err(|e| format!("dead-letter producer {name}: {e}"))?;
+        metrics.declare_consumer(name, topics);
         Ok(Consumer { name: name.to_string(), pool, consumer, dlq, handler, metrics, max_attempts: 3 })
     }
 
-    /// Consumes until `stop` turns true.
+    /// Consumes until `stop` turns true. Messages already waiting are taken together (up to
+    /// [`MAX_BATCH`]) and applied in one transaction, one savepoint each, so a busy consumer pays
+    /// one commit per batch rather than per event.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        use futures::FutureExt as _;
         loop {
-            let msg = tokio::select! {
+            let first = tokio::select! {
                 m = self.consumer.recv() => m,
                 _ = stop.changed() => return,
             };
-            match msg {
-                Ok(msg) => self.process(&msg).await,
+            let first = match first {
+                Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(consumer = %self.name, error = %e, "kafka receive failed");
                     tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.consumer.recv().now_or_never() {
+                    Some(Ok(m)) => batch.push(m),
+                    _ => break,
                 }
             }
+            self.process_batch(&batch).await;
             if *stop.borrow() {
                 return;
             }
         }
     }
 
+    /// Applies waiting messages in one transaction. If any of them fails, the whole batch is
+    /// rolled back and its messages take the one-by-one path (retries, dead letter) in order, so
+    /// per-partition order is kept and a failure costs only the batch's retry.
+    async fn process_batch(&self, batch: &[BorrowedMessage<'_>]) {
+        if batch.len() > 1 {
+            match self.apply_batch(batch).await {
+                Ok(outcomes) => {
+                    for (msg, outcome) in batch.iter().zip(&outcomes) {
+                        let label = match outcome {
+                            Outcome::Applied => "applied",
+                            Outcome::Duplicate => "duplicate",
+                        };
+                        self.metrics.consumed.with_label_values(&[&self.name, msg.topic(), label]).inc();
+                        if let Err(e) = self.consumer.store_offset_from_message(msg) {
+                            tracing::warn!(consumer = %self.name, error = %e, "offset store failed");
+                        }
+                    }
+                    if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Async) {
+                        // Redelivery after a failed commit is harmless: the inbox makes it a duplicate.
+                        tracing::warn!(consumer = %self.name, error = %e, "offset commit failed");
+                    }
+                    return;
+                }
+                Err(e) => tracing::debug!(consumer = %self.name, error = %e, "batch rolled back; applying one by one"),
+            }
+        }
+        for msg in batch {
+            self.process(msg).await;
+        }
+    }
+
+    /// One transaction for the whole batch; any failure rolls all of it back.
+    async fn apply_batch(&self, msgs: &[BorrowedMessage<'_>]) -> Result<Vec<Outcome>, String> {
+        let mut conn = platform_store::conn(&self.pool).await.map_err(|e| e.to_string())?;
+        let conn: &mut AsyncPgConnection = &mut conn;
+        let name = self.name.as_str();
+        let handler = self.handler.as_ref();
+        conn.transaction::<_, TxError, _>(async move |c: &mut AsyncPgConnection| {
+            let mut outcomes = Vec::with_capacity(msgs.len());
+            for msg in msgs {
+                let env = Envelope::decode_checked(msg.payload().unwrap_or_default())
+                    .map_err(|e| TxError::Handler(HandlerError::Permanent(e.to_string())))?;
+                let span = message_span(msg, name);
+                span.record("messaging.message.id", env.event_id.as_str());
+                outcomes.push(apply_in(c, name, handler, msg, &env).instrument(span).await?);
+            }
+            Ok(outcomes)
+        })
+        .await
+        .map_err(|e| match e {
+            TxError::Db(e) => e.to_string(),
+            TxError::Handler(e) => e.to_string(),
+        })
+    }
+
     /// Handles one message to the end: applied, duplicate or dead-lettered; then commits its offset.
     async fn process(&self, msg: &BorrowedMessage<'_>) {
         let topic = msg.topic().to_string();
-        let span = tracing::info_span!(
-            "consume",
-            otel.kind = "consumer",
-            messaging.system = "kafka",
-            messaging.destination.name = %topic,
-            messaging.kafka.partition = msg.partition(),
-            messaging.kafka.offset = msg.offset(),
-            messaging.consumer.group.name = %self.name,
-            messaging.message.id = tracing::field::Empty,
-        );
-        crate::trace::set_parent_from(&span, &crate::trace::KafkaExtractor(msg.headers()));
+        let span = message_span(msg, &self.name);
         async {
             let outcome = match Envelope::decode_checked(msg.payload().unwrap_or_default()) {
                 Err(e) => Err(HandlerError::Permanent(format!("undecodable envelope: {e}"))),
@@ -221,32 +325,14 @@ impl Consumer {
 
     /// One transaction: the inbox row, then the handler's effect.
     async fn apply(&self, msg: &BorrowedMessage<'_>, env: &Envelope) -> Result<Outcome, TxError> {
-        let event_id = env.event_uuid().map_err(|e| TxError::Handler(HandlerError::Permanent(e.to_string())))?;
         let mut conn = platform_store::conn(&self.pool)
             .await
             .map_err(|e| TxError::Db(diesel::result::Error::QueryBuilderError(e.to_string().into())))?;
         let name = self.name.as_str();
-        let topic = msg.topic();
-        let (partition, offset) = (msg.partition(), msg.offset());
         let handler = self.handler.as_ref();
         let conn: &mut AsyncPgConnection = &mut conn;
         conn.transaction::<_, TxError, _>(async move |c: &mut AsyncPgConnection| {
-            let inserted = diesel::insert_into(inbox::table)
-                .values((
-                    inbox::consumer.eq(name),
-                    inbox::event_id.eq(event_id),
-                    inbox::topic.eq(topic),
-                    inbox::kafka_partition.eq(partition),
-                    inbox::kafka_offset.eq(offset),
-                ))
-                .on_conflict_do_nothing()
-                .execute(c)
-                .await?;
-            if inserted == 0 {
-                return Ok(Outcome::Duplicate);
-            }
-            handler.handle(c, env).await.map_err(TxError::Handler)?;
-            Ok(Outcome::Applied)
+            apply_in(c, name, handler, msg, env).await
         })
         .await
     }

@@ -55,4 +55,26 @@ impl MessagingMetrics {
         m.registry.register(Box::new(mm.dead_letters.clone()))?;
         Ok(mm)
     }
+
+    /// Starts the publish counters of `topics` at zero, so dashboards and alerts see the series
+    /// before the first event (and the first failure).
+    pub fn declare_published(&self, topics: &[String]) {
+        for t in topics {
+            self.outbox_published.with_label_values(&[t]).inc_by(0);
+            self.outbox_publish_failures.with_label_values(&[t]).inc_by(0);
+        }
+    }
+
+    /// Starts a consumer's counters at zero for each of its topics.
+    pub fn declare_consumer(&self, consumer: &str, topics: &[&str]) {
+        for t in topics {
+            for outcome in ["applied", "duplicate", "dead_lettered"] {
+                self.consumed.with_label_values(&[consumer, t, outcome]).inc_by(0);
+            }
+            for kind in ["permanent", "transient", "database"] {
+                self.handler_failures.with_label_values(&[consumer, t, kind]).inc_by(0);
+            }
+            self.dead_letters.with_label_values(&[consumer, t]).inc_by(0);
+        }
+    }
 }

@@ -45,6 +45,7 @@ struct Setup {
     settings: CommonSettings,
     pool: Pool,
     metrics: MessagingMetrics,
+    registry: platform_telemetry::Metrics,
 }
 
 async fn setup() -> Setup {
@@ -58,7 +59,7 @@ async fn setup() -> Setup {
         .unwrap();
     let registry = platform_telemetry::Metrics::new("messaging-test").unwrap();
     let metrics = MessagingMetrics::new(&registry).unwrap();
-    Setup { settings, pool, metrics }
+    Setup { settings, pool, metrics, registry }
 }
 
 fn event(objection: &str, reason: &str) -> Envelope {
@@ -210,6 +211,19 @@ async fn a_message_that_cannot_be_handled_is_dead_lettered_and_the_partition_kee
     }
     assert!(errors.iter().any(|e| e.contains("poison")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("undecodable")), "{errors:?}");
+
+    // What the dashboards and alerts read of a consumer is exported, lag included (librdkafka
+    // reports it every 5 s).
+    let used = include_str!("../../../charts/platform/metrics-used.txt");
+    let text = kit::eventually("consumer lag reported", Duration::from_secs(20), || async {
+        let text = s.registry.render();
+        kit::metric_value(&text, "kafka_consumer_lag", &[("consumer", "effects")]).map(|_| text)
+    })
+    .await;
+    for name in used.lines().map(str::trim).filter(|l| l.starts_with("kafka_")) {
+        assert!(text.lines().any(|l| l.starts_with(&format!("{name}{{"))), "{name} not exported:\n{text}");
+    }
+    assert_eq!(kit::metric_value(&text, "kafka_dead_letters_total", &[("consumer", "effects")]), Some(2.0));
     let _ = stop.send(true);
     task.await.unwrap();
 }

@@ -45,10 +45,12 @@ pub struct Platform {
 
 impl Platform {
     /// Migrates the database, builds the pool, metrics and verifier, and starts the relay.
+    /// `publishes` names the topics the service writes to (platform names, without prefix).
     pub async fn start(
         name: &'static str,
         settings: CommonSettings,
         migrations: &'static [EmbeddedMigrations],
+        publishes: &[&str],
     ) -> Result<Platform, StartError> {
         let applied = platform_store::migrate(&settings.database.url, migrations)
             .await
@@ -60,6 +62,7 @@ impl Platform {
             platform_store::PoolCollector::new(pool.clone()).map_err(|e| step(name, "metrics")(e.to_string()))?;
         metrics.register(Box::new(collector));
         let messaging = MessagingMetrics::new(&metrics).map_err(|e| step(name, "metrics")(e.to_string()))?;
+        messaging.declare_published(&publishes.iter().map(|t| settings.kafka.topic(t)).collect::<Vec<_>>());
         let verifier =
             Arc::new(Verifier::from_settings(&settings.auth).await.map_err(|e| step(name, "auth")(e.to_string()))?);
         let readiness = Readiness::default()

@@ -71,3 +71,52 @@ where
         writeln!(writer, "{text}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_log_line_is_json_with_the_trace_and_span_ids_of_its_span() {
+        let buf = Buffer::default();
+        let writer = buf.clone();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(
+                tracing_subscriber::fmt::layer().event_format(super::JsonWithTrace).with_writer(move || writer.clone()),
+            );
+        // Global, as `init` installs it: a scoped (`with_default`) dispatcher hides itself from
+        // code running inside its own callbacks, so the formatter would see no current span.
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        {
+            let span = tracing::info_span!("request");
+            let _g = span.enter();
+            tracing::info!(resource = "r-1", count = 3, "published");
+        }
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["message"], "published");
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["span"], "request");
+        assert_eq!(line["fields"]["count"], 3);
+        assert_eq!(line["trace_id"].as_str().unwrap().len(), 32);
+        assert_eq!(line["span_id"].as_str().unwrap().len(), 16);
+    }
+}

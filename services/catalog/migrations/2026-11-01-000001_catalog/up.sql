@@ -35,6 +35,7 @@ CREATE TABLE resources (
     CONSTRAINT resources_code_unique UNIQUE (jurisdiction, code)
 );
 CREATE INDEX resources_name_trgm ON resources USING gin (name gin_trgm_ops);
+CREATE INDEX resources_code ON resources (code);
 CREATE INDEX resources_state_id ON resources (state, id);
 CREATE INDEX resources_sector ON resources (sector, id);
 

@@ -73,7 +73,7 @@ pub struct ObjectionBody {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    /// Substring of the name (Chinese included) or code.
+    /// Substring of the name (Chinese included), or the exact code.
     pub q: Option<String>,
     pub sector: Option<String>,
     pub open_category: Option<OpenCategory>,

@@ -135,25 +135,18 @@ impl ResourceRow {
     }
 
     pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<ResourceRow> {
-        resources::table
-            .find(id)
-            .select(ResourceRow::as_select())
-            .first(conn)
-            .await
-            .optional()?
-            .ok_or(Error::ResourceNotFound(id))
+        Self::fetch(conn, id, false).await
     }
 
     /// Reads the row and locks it until the transaction ends, so concurrent changes serialize.
     pub async fn find_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<ResourceRow> {
-        resources::table
-            .find(id)
-            .select(ResourceRow::as_select())
-            .for_update()
-            .first(conn)
-            .await
-            .optional()?
-            .ok_or(Error::ResourceNotFound(id))
+        Self::fetch(conn, id, true).await
+    }
+
+    async fn fetch(conn: &mut AsyncPgConnection, id: Uuid, lock: bool) -> Result<ResourceRow> {
+        let q = resources::table.find(id).select(ResourceRow::as_select());
+        let row = if lock { q.for_update().first(conn).await } else { q.first(conn).await };
+        row.optional()?.ok_or(Error::ResourceNotFound(id))
     }
 
     pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
@@ -225,7 +218,7 @@ pub struct ResourceFilter {
     pub open_category: Option<OpenCategory>,
     pub security_grade: Option<SecurityGrade>,
     pub authorizable: Option<bool>,
-    /// Substring of the name or code (Chinese included).
+    /// Substring of the name (Chinese included), or the exact code.
     pub text: Option<String>,
     pub after: Option<Uuid>,
     pub limit: i64,
@@ -259,8 +252,8 @@ impl ResourceRow {
             q = q.filter(resources::authorizable.eq(a));
         }
         if let Some(t) = &f.text {
-            let pattern = like_pattern(t);
-            q = q.filter(resources::name.like(pattern.clone()).or(resources::code.like(pattern)));
+            // A substring of the name (trigram index), or exactly the code.
+            q = q.filter(resources::name.like(like_pattern(t)).or(resources::code.eq(t.clone())));
         }
         if let Some(after) = f.after {
             q = q.filter(resources::id.gt(after));
@@ -411,24 +404,17 @@ impl ObjectionRow {
     }
 
     pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<ObjectionRow> {
-        objections::table
-            .find(id)
-            .select(ObjectionRow::as_select())
-            .first(conn)
-            .await
-            .optional()?
-            .ok_or(Error::ObjectionNotFound(id))
+        Self::fetch(conn, id, false).await
     }
 
     pub async fn find_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<ObjectionRow> {
-        objections::table
-            .find(id)
-            .select(ObjectionRow::as_select())
-            .for_update()
-            .first(conn)
-            .await
-            .optional()?
-            .ok_or(Error::ObjectionNotFound(id))
+        Self::fetch(conn, id, true).await
+    }
+
+    async fn fetch(conn: &mut AsyncPgConnection, id: Uuid, lock: bool) -> Result<ObjectionRow> {
+        let q = objections::table.find(id).select(ObjectionRow::as_select());
+        let row = if lock { q.for_update().first(conn).await } else { q.first(conn).await };
+        row.optional()?.ok_or(Error::ObjectionNotFound(id))
     }
 
     pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {

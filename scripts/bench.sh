@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make bench`: release build, a private PostgreSQL with durable commits (fsync on, as in
+# production), then the benchmark binary, which prints each figure next to its baseline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${CARGO_TARGET_DIR:=$PWD/target}"
+export CARGO_TARGET_DIR
+PROFILE="${BENCH_PROFILE:-release}"
+PGDIR="$CARGO_TARGET_DIR/bench-pg"
+PGPORT="${PLATFORM_BENCH_PG_PORT:-55449}"
+
+cargo build --locked --profile "$PROFILE" -p loadtest --bin bench
+cargo build --locked --profile "$PROFILE" -p platform-launcher --bin platform
+dir="$CARGO_TARGET_DIR/$PROFILE"; [ "$PROFILE" = dev ] && dir="$CARGO_TARGET_DIR/debug"
+"$dir/platform" pg-stop --dir "$PGDIR" --port "$PGPORT" >/dev/null 2>&1 || true
+rm -rf "$PGDIR"
+url=$("$dir/platform" pg-start --dir "$PGDIR" --port "$PGPORT" | sed -n 's/^DATABASE_URL=//p')
+trap '"$dir/platform" pg-stop --dir "$PGDIR" --port "$PGPORT" >/dev/null 2>&1 || true' EXIT
+PLATFORM_TEST_DATABASE_URL="$url" PLATFORM_TEST_LOG=error "$dir/bench"

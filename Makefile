@@ -2,12 +2,13 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO ?= cargo
 
-.PHONY: help deps test run bench lint fmt proto-snapshot clean
+.PHONY: help deps test run observe bench lint fmt proto-snapshot check-k8s clean
 
 help:
 	@echo "make run    - start the whole platform on this machine (PostgreSQL, broker, services, demo data)"
 	@echo "make test   - install what is missing, then run every test against real PostgreSQL and Kafka"
 	@echo "make bench  - measure the outbox pipeline, commit-to-consumer latency and search latency"
+	@echo "make observe - a local Prometheus with the chart's alert rules, scraping what make run started"
 	@echo "make lint   - rustfmt and clippy"
 
 deps:
@@ -19,6 +20,12 @@ test: deps
 run: deps
 	$(CARGO) build --locked -p platform-launcher -p platform-broker
 	$(CARGO_TARGET_DIR)/debug/platform run
+
+observe:
+	@bash scripts/observe.sh
+
+check-k8s:
+	@bash scripts/check-k8s.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -9,6 +9,9 @@ need=()
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v perl >/dev/null 2>&1 || need+=(perl)
+# librdkafka is built with TLS (SCRAM and TLS listeners of a Strimzi cluster) against OpenSSL.
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 # The chart checks run in a virtualenv (scripts/check-k8s.sh).
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

@@ -33,7 +33,9 @@ async fn health_readiness_metrics_and_openapi() {
     // are proven by shared/messaging's tests: catalog consumes nothing yet).
     let used = include_str!("../../../charts/platform/metrics-used.txt");
     for name in used.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("kafka_")) {
-        let exported = text.lines().any(|l| !l.starts_with('#') && (l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))));
+        let exported = text.lines().any(|l| {
+            !l.starts_with('#') && (l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        });
         assert!(exported, "{name} is used by charts/platform but catalog does not export it:\n{text}");
     }
 

@@ -47,6 +47,9 @@ pub fn client_config(k: &KafkaSettings) -> ClientConfig {
     if let Some(p) = &k.sasl_password {
         c.set("sasl.password", p);
     }
+    if let Some(ca) = &k.ssl_ca_location {
+        c.set("ssl.ca.location", ca);
+    }
     c
 }
 

@@ -182,6 +182,9 @@ pub struct KafkaSettings {
     pub sasl_username: Option<String>,
     #[serde(default)]
     pub sasl_password: Option<String>,
+    /// CA bundle that signs the brokers' certificates (`ssl.ca.location`), for `ssl`/`sasl_ssl`.
+    #[serde(default)]
+    pub ssl_ca_location: Option<String>,
 }
 
 fn default_protocol() -> String {
@@ -214,6 +217,26 @@ impl KafkaSettings {
         }
         if let Some(bad) = brokers.iter().find(|b| b.rsplit_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_err())) {
             return Err(SettingsError::invalid(format!("{prefix}.brokers"), format!("`{bad}` is not host:port")));
+        }
+        if !matches!(self.security_protocol.as_str(), "plaintext" | "ssl" | "sasl_plaintext" | "sasl_ssl") {
+            return Err(SettingsError::invalid(
+                format!("{prefix}.security_protocol"),
+                "must be plaintext, ssl, sasl_plaintext or sasl_ssl",
+            ));
+        }
+        if self.security_protocol.starts_with("sasl") {
+            match self.sasl_mechanism.as_deref() {
+                Some("SCRAM-SHA-256" | "SCRAM-SHA-512" | "PLAIN") => {}
+                _ => {
+                    return Err(SettingsError::invalid(
+                        format!("{prefix}.sasl_mechanism"),
+                        "SASL needs SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN",
+                    ));
+                }
+            }
+            if self.sasl_username.as_deref().is_none_or(str::is_empty) {
+                return Err(SettingsError::invalid(format!("{prefix}.sasl_username"), "SASL needs a username"));
+            }
         }
         if self.group_prefix.trim().is_empty() {
             return Err(SettingsError::invalid(format!("{prefix}.group_prefix"), "must not be empty"));

@@ -68,6 +68,12 @@ impl ClientContext for LagContext {
 
 impl ConsumerContext for LagContext {}
 
+/// How long an applied event's id is remembered by default: longer than the business topics'
+/// retention (30 days, k8s/kafka-topics.yaml), so even a consumer group reset to the earliest
+/// offset finds every event it already applied. Consumers of the 186-day audit and filing topics
+/// set their own with [`Consumer::with_inbox_retention`].
+pub const INBOX_RETENTION: Duration = Duration::from_secs(31 * 24 * 3600);
+
 /// Most messages applied in one transaction.
 pub const MAX_BATCH: usize = 256;
 
@@ -123,6 +129,7 @@ pub struct Consumer {
     handler: Arc<dyn Handler>,
     metrics: MessagingMetrics,
     max_attempts: u32,
+    inbox_retention: Duration,
 }
 
 enum Outcome {
@@ -171,7 +178,36 @@ impl Consumer {
             .create::<FutureProducer>()
             .map_err(|e| format!("dead-letter producer {name}: {e}"))?;
         metrics.declare_consumer(name, topics);
-        Ok(Consumer { name: name.to_string(), pool, consumer, dlq, handler, metrics, max_attempts: 3 })
+        Ok(Consumer {
+            name: name.to_string(),
+            pool,
+            consumer,
+            dlq,
+            handler,
+            metrics,
+            max_attempts: 3,
+            inbox_retention: INBOX_RETENTION,
+        })
+    }
+
+    /// Remember applied event ids for `retention` instead of [`INBOX_RETENTION`].
+    pub fn with_inbox_retention(mut self, retention: Duration) -> Self {
+        self.inbox_retention = retention;
+        self
+    }
+
+    /// Deletes inbox rows older than the inbox retention: no redelivery can be older than the
+    /// topics' retention, so their ids no longer need remembering.
+    async fn prune_inbox(&self) {
+        let Ok(mut c) = platform_store::conn(&self.pool).await else { return };
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(self.inbox_retention).unwrap_or_default();
+        let deleted =
+            diesel::delete(inbox::table.filter(inbox::consumer.eq(&self.name)).filter(inbox::processed_at.lt(cutoff)))
+                .execute(&mut *c)
+                .await;
+        if let Err(e) = deleted {
+            tracing::warn!(consumer = %self.name, error = %e, "inbox pruning failed");
+        }
     }
 
     /// Consumes until `stop` turns true. Messages already waiting are taken together (up to
@@ -179,7 +215,12 @@ impl Consumer {
     /// one commit per batch rather than per event.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         use futures::FutureExt as _;
+        let mut last_prune = std::time::Instant::now();
         loop {
+            if last_prune.elapsed() >= Duration::from_secs(600) {
+                self.prune_inbox().await;
+                last_prune = std::time::Instant::now();
+            }
             let first = tokio::select! {
                 m = self.consumer.recv() => m,
                 _ = stop.changed() => return,

@@ -39,7 +39,7 @@ EXPORTED = {
     "db_pool_connections", "outbox_backlog", "outbox_oldest_age_seconds", "outbox_published_total",
     "outbox_publish_failures_total", "kafka_consumer_lag", "kafka_consumed_total",
     "kafka_handler_failures_total", "kafka_dead_letters_total", "catalog_resources",
-    "catalog_objections_overdue",
+    "catalog_objections_overdue", "authorization_plan_filings_overdue",
 }
 HISTOGRAMS = {"http_request_duration_seconds"}
 
@@ -406,6 +406,8 @@ def check_k8s_dir(chart_values: dict) -> None:
     # Ingress paths of the default values cover the public routes of each service's API.
     for name, svc in services_of(chart_values).items():
         api = ROOT / "services" / name / "src" / "api" / "mod.rs"
+        if not api.exists():
+            api = ROOT / "services" / name / "src" / "api.rs"
         if api.exists() and dig(svc, "ingress", "paths"):
             routes = {"/" + r.split("/")[1] for r in re.findall(r'\.route\("(/[^"]*)"', api.read_text())} - {"/openapi.json"}
             C.ok(routes == set(svc["ingress"]["paths"]),

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR
 
 PGDIR="$CARGO_TARGET_DIR/test-pg"
-PGPORT="${PLATFORM_TEST_PG_PORT:-55439}"
+# Free loopback ports, so a server left running elsewhere on this machine cannot collide.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PGPORT="${PLATFORM_TEST_PG_PORT:-$(free_port)}"
 
 cargo build --workspace --all-targets --locked
 # A server left running by an interrupted run would hold the port: stop it before starting afresh.
@@ -30,7 +32,7 @@ cargo test --workspace --locked --doc
 
 # `make run`'s launcher end to end: private PostgreSQL, broker process, services, demo data.
 rm -rf "$CARGO_TARGET_DIR/launcher-check"
-PLATFORM_PG_PORT=$((PGPORT + 1)) PLATFORM__TELEMETRY__LOG_FORMAT=json RUST_LOG=warn \
+PLATFORM_PG_PORT=$(free_port) PLATFORM__TELEMETRY__LOG_FORMAT=json RUST_LOG=warn \
   "$CARGO_TARGET_DIR/debug/platform" run --dir "$CARGO_TARGET_DIR/launcher-check" --check
 grep -q '^TOKEN_OPERATOR=' "$CARGO_TARGET_DIR/launcher-check/platform.env"
 

@@ -318,3 +318,17 @@ mod tests {
         assert_eq!(verifier(&iss).verify(&parts.join(".")).unwrap_err().status, 401);
     }
 }
+
+/// Declares the bearer-token scheme in a service's OpenAPI document (`modifiers(&BearerAuth)`).
+pub struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}

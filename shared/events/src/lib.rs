@@ -15,8 +15,14 @@ pub mod platform {
             include!(concat!(env!("OUT_DIR"), "/platform.catalog.v1.rs"));
         }
     }
+    pub mod authorization {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/platform.authorization.v1.rs"));
+        }
+    }
 }
 
+pub use platform::authorization::v1 as authorization;
 pub use platform::catalog::v1 as catalog;
 pub use platform::v1::Envelope;
 
@@ -82,6 +88,9 @@ impl EventPayload for catalog::RegistrationEvent {
 }
 impl EventPayload for catalog::ObjectionEvent {
     const TYPE_NAME: &'static str = "platform.catalog.v1.ObjectionEvent";
+}
+impl EventPayload for authorization::PlanEvent {
+    const TYPE_NAME: &'static str = "platform.authorization.v1.PlanEvent";
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -190,3 +190,58 @@ pub async fn seed(catalog_url: &str, issuer: &DevIssuer) -> Result<usize, String
     }
     Ok(created)
 }
+
+/// A Xi'an implementation plan over the city's demo resource, approved and awaiting filing with
+/// the province (SX-19). Skipped when the city already has plans.
+pub async fn seed_plan(catalog_url: &str, authorization_url: &str, issuer: &DevIssuer) -> Result<bool, String> {
+    let http = reqwest::Client::new();
+    let author = token(issuer, CITY, Role::ImplementingInstitution)?;
+    let admin = token(issuer, CITY, Role::DataAdmin)?;
+    let (_, existing) =
+        call(&http, reqwest::Method::GET, format!("{authorization_url}/plans?limit=1"), &admin, None).await?;
+    if existing["items"].as_array().is_some_and(|a| !a.is_empty()) {
+        return Ok(false);
+    }
+    let (_, found) =
+        call(&http, reqwest::Method::GET, format!("{catalog_url}/resources?q=XA-JT-0001"), &author, None).await?;
+    let Some(resource) = found["items"].get(0).and_then(|r| r["id"].as_str()).map(str::to_string) else {
+        return Err("the demo city resource XA-JT-0001 is missing".into());
+    };
+    let plan = json!({
+        "name": "西安市公共交通数据授权运营实施方案",
+        "necessity_feasibility": "公交客流数据社会需求大，具备开发利用条件",
+        "operator_selection_conditions": "资金、管理、技术、服务、安全能力满足要求",
+        "mode": "scenario",
+        "data_scope": {"resource_ids": [resource], "description": "西安市公交线路客流数据，日更"},
+        "term_and_implementation": "授权期限三年，2027年起分两期建设",
+        "product_list": {"public_governance": ["公交线网优化分析"], "industry_development": ["商圈客流报告"]},
+        "cost_revenue_sharing": "按成本加合理收益核算，收益按协议分配",
+        "security_emergency": "开发环境内脱敏使用，应急预案报备",
+        "rights_duties": "实施机构、运营机构权利义务以协议为准",
+        "supervision_evaluation": "年度考核评价，结果与收益分配挂钩",
+        "other": "无"
+    });
+    // Authorization learns the catalog through Kafka: retry until the resource is known.
+    let mut created = None;
+    for _ in 0..100 {
+        let (status, body) =
+            call(&http, reqwest::Method::POST, format!("{authorization_url}/plans"), &author, Some(&plan)).await?;
+        if status == 201 {
+            created = body["id"].as_str().map(str::to_string);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let id = created.ok_or("authorization did not learn the demo resource in time")?;
+    let why = json!({"reason": "演示数据"});
+    call(&http, reqwest::Method::POST, format!("{authorization_url}/plans/{id}/submit"), &author, Some(&why)).await?;
+    call(&http, reqwest::Method::POST, format!("{authorization_url}/plans/{id}/pass_feasibility"), &admin, Some(&why))
+        .await?;
+    let (status, body) =
+        call(&http, reqwest::Method::POST, format!("{authorization_url}/plans/{id}/approve"), &admin, Some(&why))
+            .await?;
+    if status != 200 {
+        return Err(format!("approving the demo plan: {status} {body}"));
+    }
+    Ok(true)
+}

@@ -122,24 +122,45 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
     };
     let _guard = platform_telemetry::init("platform-local", &telemetry, None)?;
 
-    // One database per service.
-    platform_store::create_database(admin_url, catalog::SERVICE, None).await.map_err(|e| e.to_string())?;
-    let catalog_port =
-        std::env::var("PLATFORM_CATALOG_PORT").unwrap_or_else(|_| if check { "0".into() } else { "8081".into() });
-    let overrides = vec![
-        ("database.url".to_string(), platform_store::with_database(admin_url, catalog::SERVICE)),
-        ("kafka.brokers".to_string(), brokers.to_string()),
-        ("auth.jwks_file".to_string(), jwks.display().to_string()),
-        ("http.bind".to_string(), format!("127.0.0.1:{catalog_port}")),
-    ];
-    let settings = platform_settings::load(&catalog::default_settings(), &Sources { overrides, ..Sources::default() })
-        .map_err(|e| e.to_string())?;
-    let catalog = catalog::run(settings).await.map_err(|e| e.to_string())?;
+    // One database per service, every service on its port (0 with --check).
+    let port = |var: &str, default: u16| {
+        std::env::var(var).ok().unwrap_or_else(|| if check { "0".into() } else { default.to_string() })
+    };
+    let settings_for = |service: &str, defaults: String, port: String| {
+        let overrides = vec![
+            ("database.url".to_string(), platform_store::with_database(admin_url, service)),
+            ("kafka.brokers".to_string(), brokers.to_string()),
+            ("auth.jwks_file".to_string(), jwks.display().to_string()),
+            ("http.bind".to_string(), format!("127.0.0.1:{port}")),
+        ];
+        platform_settings::load::<platform_settings::CommonSettings>(
+            &defaults,
+            &Sources { overrides, ..Sources::default() },
+        )
+        .map_err(|e| e.to_string())
+    };
+    for service in [catalog::SERVICE, authorization::SERVICE] {
+        platform_store::create_database(admin_url, service, None).await.map_err(|e| e.to_string())?;
+    }
+    let catalog =
+        catalog::run(settings_for(catalog::SERVICE, catalog::default_settings(), port("PLATFORM_CATALOG_PORT", 8081))?)
+            .await
+            .map_err(|e| e.to_string())?;
+    let authorization = authorization::run(settings_for(
+        authorization::SERVICE,
+        authorization::default_settings(),
+        port("PLATFORM_AUTHORIZATION_PORT", 8082),
+    )?)
+    .await
+    .map_err(|e| e.to_string())?;
     let catalog_url = catalog.url();
+    let authorization_url = authorization.url();
 
     let seeded = demo::seed(&catalog_url, &issuer).await?;
+    let plan_seeded = demo::seed_plan(&catalog_url, &authorization_url, &issuer).await?;
     let mut env = vec![
         ("CATALOG_URL".to_string(), catalog_url.clone()),
+        ("AUTHORIZATION_URL".to_string(), authorization_url.clone()),
         ("DATABASE_ADMIN_URL".to_string(), admin_url.to_string()),
         ("KAFKA_BROKERS".to_string(), brokers.to_string()),
         ("JWKS_FILE".to_string(), jwks.display().to_string()),
@@ -154,8 +175,9 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
     std::fs::write(&env_file, &text).map_err(|e| e.to_string())?;
 
     println!();
-    println!("The platform is running (demo resources loaded now: {seeded}).");
-    println!("  catalog      {catalog_url}   (OpenAPI: {catalog_url}/openapi.json, metrics: {catalog_url}/metrics)");
+    println!("The platform is running (demo resources loaded now: {seeded}, demo plan loaded now: {plan_seeded}).");
+    println!("  catalog        {catalog_url}   (OpenAPI: {catalog_url}/openapi.json, metrics: {catalog_url}/metrics)");
+    println!("  authorization  {authorization_url}   (OpenAPI: {authorization_url}/openapi.json)");
     println!("  PostgreSQL   {admin_url}");
     println!("  Kafka        {brokers}");
     println!("  province {} (Shaanxi profile), city {} (Xi'an)", demo::PROVINCE, demo::CITY);
@@ -167,29 +189,22 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
     println!("Try: curl -H \"Authorization: Bearer $TOKEN_OPERATOR\" \"$CATALOG_URL/resources?q=企业\"");
 
     if check {
-        let ready = reqwest::get(format!("{catalog_url}/readyz")).await.map_err(|e| e.to_string())?;
-        if !ready.status().is_success() {
-            return Err(format!("catalog is not ready: {}", ready.text().await.unwrap_or_default()));
+        for url in [&catalog_url, &authorization_url] {
+            let ready = reqwest::get(format!("{url}/readyz")).await.map_err(|e| e.to_string())?;
+            if !ready.status().is_success() {
+                return Err(format!("{url} is not ready: {}", ready.text().await.unwrap_or_default()));
+            }
         }
         println!("--check: everything started; stopping.");
     } else {
         println!("Press Ctrl-C to stop.");
         wait_for_stop().await;
     }
+    authorization.stop().await;
     catalog.stop().await;
     Ok(())
 }
 
 async fn wait_for_stop() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    platform_runtime::shutdown_signal().await;
 }

@@ -178,7 +178,7 @@ impl Profiles {
 }
 
 /// The effective profile of one jurisdiction.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Profile {
     pub jurisdiction: String,
     pub version: u32,

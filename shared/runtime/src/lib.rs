@@ -183,3 +183,52 @@ impl Running {
         }
     }
 }
+
+/// The whole `main` of a service binary: load settings (the service's defaults < `PLATFORM_CONFIG`
+/// file < `PLATFORM__…` environment; exit 2 naming the key on error), install telemetry, start
+/// the service with `run`, and stop it cleanly on Ctrl-C or SIGTERM.
+pub async fn service_main<F, Fut>(service: &'static str, defaults: &str, run: F)
+where
+    F: FnOnce(CommonSettings) -> Fut,
+    Fut: std::future::Future<Output = Result<Running, StartError>>,
+{
+    let settings: CommonSettings = match platform_settings::load(defaults, &platform_settings::Sources::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{service}: {e}");
+            std::process::exit(2);
+        }
+    };
+    let _telemetry = match platform_telemetry::init(service, &settings.telemetry, None) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{service}: {e}");
+            std::process::exit(2);
+        }
+    };
+    let running = match run(settings).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "failed to start");
+            std::process::exit(1);
+        }
+    };
+    shutdown_signal().await;
+    tracing::info!(service, "stopping");
+    running.stop().await;
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -132,8 +132,9 @@ pub async fn create_database(admin_url: &str, name: &str, template: Option<&str>
         return Ok(false);
     }
     let sql = match template {
-        Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
-        None => format!("CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0"),
+        // Quoted: names are checked above, and some service names are SQL keywords (authorization).
+        Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
+        None => format!("CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"),
     };
     diesel::sql_query(sql).execute(&mut conn).await?;
     Ok(true)
@@ -143,7 +144,7 @@ pub async fn create_database(admin_url: &str, name: &str, template: Option<&str>
 pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
     valid_database_name(name)?;
     let mut conn = AsyncPgConnection::establish(admin_url).await.map_err(|e| StoreError::Pool(e.to_string()))?;
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut conn).await?;
     Ok(())
 }
 

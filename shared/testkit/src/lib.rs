@@ -135,6 +135,12 @@ pub async fn database(service: &str, sets: &'static [EmbeddedMigrations]) -> Tes
 
 /// Settings for one test's service: its database, port 0, its own topic prefix and groups.
 pub fn settings(db: &TestDb, extra: &[(&str, &str)]) -> CommonSettings {
+    settings_in(db, &topic_prefix(), extra)
+}
+
+/// A fresh topic prefix with every platform topic (and its dead-letter topic) created: services
+/// of one test that talk to each other share it.
+pub fn topic_prefix() -> String {
     let h = harness();
     let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
     for topic in platform_events::topics::ALL {
@@ -142,6 +148,13 @@ pub fn settings(db: &TestDb, extra: &[(&str, &str)]) -> CommonSettings {
         h.broker.create_topic(&full, 3).expect("topic");
         h.broker.create_topic(&platform_events::topics::dead_letter(&full), 1).expect("dlq topic");
     }
+    prefix
+}
+
+/// Settings for one service of a test whose services share `prefix` (see [`topic_prefix`]).
+pub fn settings_in(db: &TestDb, prefix: &str, extra: &[(&str, &str)]) -> CommonSettings {
+    let h = harness();
+    let prefix = prefix.to_string();
     let mut overrides: Vec<(String, String)> = vec![
         ("database.url".into(), db.url.clone()),
         ("database.pool_size".into(), "6".into()),

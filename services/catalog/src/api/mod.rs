@@ -1,7 +1,7 @@
 //! HTTP routes: each handler extracts, states its roles, calls a use case, answers.
 
 use actix_web::{HttpResponse, web};
-use platform_auth::{Caller, Role};
+use platform_auth::{BearerAuth, Caller, Role};
 use platform_problems::{Json, Problem};
 use serde::Deserialize;
 use utoipa::OpenApi as _;
@@ -284,19 +284,6 @@ async fn objection_step(
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
-        );
-    }
-}
 
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())

@@ -1,0 +1,3 @@
+//! Authorization's rules as plain functions over plain types.
+
+pub mod plan;

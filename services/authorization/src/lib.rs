@@ -1,0 +1,78 @@
+//! The authorization service: who may use which public data, for what, until when.
+//!
+//! This first part holds the jurisdictions' policy profiles (versioned, from the data files of
+//! `shared/policy`), a read model of the catalog (from `catalog.resource.v1`), and implementation
+//! plans: the twelve contents of SX-16, feasibility review (SX-17), deliberation (SX-18),
+//! approval, filing within the profile's deadline (SX-19: one month; WF-11: 20 working days) and
+//! changes that re-enter the flow (WF-11). Events: `authorization.plan.v1`.
+//! Operator selection, agreements, grants, supervision and city filings are the rest of issue 3.
+
+pub mod api;
+pub mod app;
+pub mod catalog_view;
+pub mod domain;
+pub mod errors;
+pub mod events;
+pub mod store;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use platform_events::topics;
+use platform_runtime::{Platform, Running, StartError};
+use platform_settings::CommonSettings;
+
+pub const SERVICE: &str = "authorization";
+
+pub const AUTHORIZATION_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+pub static MIGRATIONS: &[EmbeddedMigrations] = &[platform_messaging::MIGRATIONS, AUTHORIZATION_MIGRATIONS];
+
+pub fn default_settings() -> String {
+    format!("{}\n", platform_settings::COMMON_DEFAULTS).replace("bind = \"127.0.0.1:0\"", "bind = \"127.0.0.1:8082\"")
+}
+
+fn step_err(step: &'static str) -> impl Fn(String) -> StartError {
+    move |reason| StartError::Step { service: SERVICE, step, reason }
+}
+
+pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
+    let topic_prefix = settings.kafka.topic_prefix.clone();
+    let mut platform = Platform::start(SERVICE, settings, MIGRATIONS, &[topics::AUTHORIZATION_PLAN]).await?;
+    let profiles = platform_policy::Profiles::built_in().map_err(|e| step_err("policy profiles")(e.to_string()))?;
+    let added =
+        app::load_profiles(&platform.pool, &profiles).await.map_err(|e| step_err("policy profiles")(e.to_string()))?;
+    tracing::info!(added, "policy profile versions stored");
+    platform.consume("authorization.catalog", &[topics::CATALOG_RESOURCE], Arc::new(catalog_view::CatalogView))?;
+    let state = app::State {
+        pool: platform.pool.clone(),
+        relay: platform.relay.clone(),
+        calendar: platform_calendar::Calendar::official(),
+        topic_prefix,
+    };
+    let overdue = prometheus::IntGauge::new(
+        "authorization_plan_filings_overdue",
+        "Approved implementation plans not filed with the upper jurisdiction by their due date (SX-19, WF-11)",
+    )
+    .map_err(|e| step_err("metrics")(e.to_string()))?;
+    platform.metrics.registry.register(Box::new(overdue.clone())).map_err(|e| step_err("metrics")(e.to_string()))?;
+    let pool = platform.pool.clone();
+    platform.spawn(move |mut stop| async move {
+        loop {
+            if let Ok(mut c) = platform_store::conn(&pool).await
+                && let Ok(n) = store::PlanRow::count_filing_overdue(&mut c, platform_calendar::today_in_china()).await
+            {
+                overdue.set(n);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    });
+    let data = actix_web::web::Data::new(state);
+    platform.serve(move |cfg| {
+        cfg.app_data(data.clone()).configure(api::routes);
+    })
+}

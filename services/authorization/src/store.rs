@@ -1,0 +1,345 @@
+//! Authorization's tables and the queries on them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::errors::{Error, Result};
+
+pub mod schema {
+    diesel::table! {
+        profile_versions (jurisdiction, version) {
+            jurisdiction -> Text,
+            version -> Integer,
+            name -> Text,
+            level -> Text,
+            parent -> Nullable<Text>,
+            profile -> Jsonb,
+            loaded_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        catalog_resources (id) {
+            id -> Uuid,
+            jurisdiction -> Text,
+            code -> Text,
+            name -> Text,
+            version -> Integer,
+            open_category -> Text,
+            authorizable -> Bool,
+            not_authorizable_rule -> Nullable<Text>,
+            withdrawn -> Bool,
+            fields -> Jsonb,
+            event_version -> BigInt,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        plans (id) {
+            id -> Uuid,
+            jurisdiction -> Text,
+            name -> Text,
+            state -> Text,
+            mode -> Nullable<Text>,
+            contents -> Jsonb,
+            resource_ids -> Array<Uuid>,
+            revision -> Integer,
+            profile_version -> Integer,
+            approved_contents -> Nullable<Jsonb>,
+            approved_at -> Nullable<Timestamptz>,
+            filing_due -> Nullable<Date>,
+            filing_due_provisional -> Bool,
+            filing_rule -> Nullable<Text>,
+            filed_at -> Nullable<Timestamptz>,
+            filed_late -> Nullable<Bool>,
+            event_seq -> BigInt,
+            created_by -> Text,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        plan_steps (plan_id, seq) {
+            plan_id -> Uuid,
+            seq -> Integer,
+            revision -> Integer,
+            from_state -> Nullable<Text>,
+            to_state -> Text,
+            actor -> Text,
+            reason -> Text,
+            at -> Timestamptz,
+        }
+    }
+}
+
+use schema::{catalog_resources, plan_steps, plans, profile_versions};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = profile_versions)]
+pub struct ProfileRow {
+    pub jurisdiction: String,
+    pub version: i32,
+    pub name: String,
+    pub level: String,
+    pub parent: Option<String>,
+    pub profile: serde_json::Value,
+    pub loaded_at: DateTime<Utc>,
+}
+
+impl ProfileRow {
+    /// Records `row` unless that jurisdiction's version is already stored.
+    pub async fn insert_if_new(&self, conn: &mut AsyncPgConnection) -> Result<bool> {
+        let n =
+            diesel::insert_into(profile_versions::table).values(self).on_conflict_do_nothing().execute(conn).await?;
+        Ok(n == 1)
+    }
+
+    /// The newest version of `jurisdiction`'s profile.
+    pub async fn current(conn: &mut AsyncPgConnection, jurisdiction: &str) -> Result<ProfileRow> {
+        profile_versions::table
+            .filter(profile_versions::jurisdiction.eq(jurisdiction))
+            .order(profile_versions::version.desc())
+            .select(ProfileRow::as_select())
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or_else(|| Error::UnknownJurisdiction(jurisdiction.into()))
+    }
+
+    pub async fn find(conn: &mut AsyncPgConnection, jurisdiction: &str, version: i32) -> Result<ProfileRow> {
+        profile_versions::table
+            .find((jurisdiction, version))
+            .select(ProfileRow::as_select())
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or_else(|| Error::UnknownJurisdiction(jurisdiction.into()))
+    }
+
+    pub async fn all_current(conn: &mut AsyncPgConnection) -> Result<Vec<ProfileRow>> {
+        Ok(profile_versions::table
+            .distinct_on(profile_versions::jurisdiction)
+            .order((profile_versions::jurisdiction, profile_versions::version.desc()))
+            .select(ProfileRow::as_select())
+            .load(conn)
+            .await?)
+    }
+
+    pub fn profile(&self) -> Result<platform_policy::Profile> {
+        serde_json::from_value(self.profile.clone())
+            .map_err(|e| Error::Corrupt(format!("profile {}: {e}", self.jurisdiction)))
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = catalog_resources)]
+pub struct CatalogResource {
+    pub id: Uuid,
+    pub jurisdiction: String,
+    pub code: String,
+    pub name: String,
+    pub version: i32,
+    pub open_category: String,
+    pub authorizable: bool,
+    pub not_authorizable_rule: Option<String>,
+    pub withdrawn: bool,
+    pub fields: serde_json::Value,
+    pub event_version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CatalogResource {
+    /// Applies a newer view of a resource; an older or repeated event changes nothing.
+    pub async fn upsert_newer(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        use diesel::sql_types::{Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+        diesel::sql_query(
+            "INSERT INTO catalog_resources (id, jurisdiction, code, name, version, open_category, authorizable, \
+             not_authorizable_rule, withdrawn, fields, event_version, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (id) DO UPDATE SET jurisdiction = EXCLUDED.jurisdiction, code = EXCLUDED.code, \
+             name = EXCLUDED.name, version = EXCLUDED.version, open_category = EXCLUDED.open_category, \
+             authorizable = EXCLUDED.authorizable, not_authorizable_rule = EXCLUDED.not_authorizable_rule, \
+             withdrawn = EXCLUDED.withdrawn, fields = EXCLUDED.fields, event_version = EXCLUDED.event_version, \
+             updated_at = EXCLUDED.updated_at \
+             WHERE catalog_resources.event_version < EXCLUDED.event_version",
+        )
+        .bind::<SqlUuid, _>(self.id)
+        .bind::<Text, _>(&self.jurisdiction)
+        .bind::<Text, _>(&self.code)
+        .bind::<Text, _>(&self.name)
+        .bind::<Integer, _>(self.version)
+        .bind::<Text, _>(&self.open_category)
+        .bind::<Bool, _>(self.authorizable)
+        .bind::<Nullable<Text>, _>(&self.not_authorizable_rule)
+        .bind::<Bool, _>(self.withdrawn)
+        .bind::<Jsonb, _>(&self.fields)
+        .bind::<diesel::sql_types::BigInt, _>(self.event_version)
+        .bind::<Timestamptz, _>(self.updated_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn find_many(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<CatalogResource>> {
+        Ok(catalog_resources::table
+            .filter(catalog_resources::id.eq_any(ids))
+            .select(CatalogResource::as_select())
+            .load(conn)
+            .await?)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = plans)]
+pub struct PlanRow {
+    pub id: Uuid,
+    pub jurisdiction: String,
+    pub name: String,
+    pub state: String,
+    pub mode: Option<String>,
+    pub contents: serde_json::Value,
+    pub resource_ids: Vec<Uuid>,
+    pub revision: i32,
+    pub profile_version: i32,
+    pub approved_contents: Option<serde_json::Value>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub filing_due: Option<NaiveDate>,
+    pub filing_due_provisional: bool,
+    pub filing_rule: Option<String>,
+    pub filed_at: Option<DateTime<Utc>>,
+    pub filed_late: Option<bool>,
+    pub event_seq: i64,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = plans, treat_none_as_null = true)]
+struct PlanChanges<'a> {
+    name: &'a str,
+    state: &'a str,
+    mode: Option<&'a str>,
+    contents: &'a serde_json::Value,
+    resource_ids: &'a [Uuid],
+    revision: i32,
+    approved_contents: Option<&'a serde_json::Value>,
+    approved_at: Option<DateTime<Utc>>,
+    filing_due: Option<NaiveDate>,
+    filing_due_provisional: bool,
+    filing_rule: Option<&'a str>,
+    filed_at: Option<DateTime<Utc>>,
+    filed_late: Option<bool>,
+    event_seq: i64,
+    updated_at: DateTime<Utc>,
+}
+
+impl PlanRow {
+    pub fn state(&self) -> Result<crate::domain::plan::PlanState> {
+        crate::domain::plan::PlanState::parse(&self.state)
+            .ok_or_else(|| Error::Corrupt(format!("plan {}: state", self.id)))
+    }
+
+    pub fn contents(&self) -> Result<crate::domain::plan::PlanContents> {
+        serde_json::from_value(self.contents.clone()).map_err(|e| Error::Corrupt(format!("plan {}: {e}", self.id)))
+    }
+
+    pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        diesel::insert_into(plans::table).values(self).execute(conn).await?;
+        Ok(())
+    }
+
+    pub async fn find(conn: &mut AsyncPgConnection, id: Uuid, lock: bool) -> Result<PlanRow> {
+        let q = plans::table.find(id).select(PlanRow::as_select());
+        let row = if lock { q.for_update().first(conn).await } else { q.first(conn).await };
+        row.optional()?.ok_or(Error::PlanNotFound(id))
+    }
+
+    pub async fn save(&mut self, conn: &mut AsyncPgConnection) -> Result<()> {
+        self.updated_at = Utc::now();
+        let changes = PlanChanges {
+            name: &self.name,
+            state: &self.state,
+            mode: self.mode.as_deref(),
+            contents: &self.contents,
+            resource_ids: &self.resource_ids,
+            revision: self.revision,
+            approved_contents: self.approved_contents.as_ref(),
+            approved_at: self.approved_at,
+            filing_due: self.filing_due,
+            filing_due_provisional: self.filing_due_provisional,
+            filing_rule: self.filing_rule.as_deref(),
+            filed_at: self.filed_at,
+            filed_late: self.filed_late,
+            event_seq: self.event_seq,
+            updated_at: self.updated_at,
+        };
+        diesel::update(plans::table.find(self.id)).set(changes).execute(conn).await?;
+        Ok(())
+    }
+
+    /// Plans of `jurisdiction` in id order after `after`; with `filing_overdue_on`, only approved
+    /// plans whose filing was due before that day.
+    pub async fn list(
+        conn: &mut AsyncPgConnection,
+        jurisdiction: &str,
+        filing_overdue_on: Option<NaiveDate>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<PlanRow>> {
+        let mut q = plans::table
+            .filter(plans::jurisdiction.eq(jurisdiction.to_string()))
+            .select(PlanRow::as_select())
+            .into_boxed();
+        if let Some(d) = filing_overdue_on {
+            q = q.filter(plans::state.eq("approved")).filter(plans::filing_due.lt(d));
+        }
+        if let Some(a) = after {
+            q = q.filter(plans::id.gt(a));
+        }
+        Ok(q.order(plans::id.asc()).limit(limit).load(conn).await?)
+    }
+
+    /// Approved plans whose filing is overdue on `today`, for the gauge.
+    pub async fn count_filing_overdue(conn: &mut AsyncPgConnection, today: NaiveDate) -> Result<i64> {
+        Ok(plans::table
+            .filter(plans::state.eq("approved"))
+            .filter(plans::filing_due.lt(today))
+            .count()
+            .get_result(conn)
+            .await?)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = plan_steps)]
+pub struct PlanStep {
+    pub plan_id: Uuid,
+    pub seq: i32,
+    pub revision: i32,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub actor: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+impl PlanStep {
+    pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        diesel::insert_into(plan_steps::table).values(self).execute(conn).await?;
+        Ok(())
+    }
+
+    pub async fn find_by_plan(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<PlanStep>> {
+        Ok(plan_steps::table
+            .filter(plan_steps::plan_id.eq(id))
+            .order(plan_steps::seq.asc())
+            .select(PlanStep::as_select())
+            .load(conn)
+            .await?)
+    }
+}

@@ -1,0 +1,124 @@
+//! Starts catalog and authorization on one broker prefix, each with its own database.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl as _;
+use platform_auth::Role;
+use platform_runtime::Running;
+use platform_settings::CommonSettings;
+use platform_testkit as kit;
+use serde_json::{Value, json};
+
+pub const SHAANXI: &str = "610000";
+pub const XIAN: &str = "610100";
+pub const WEIFANG: &str = "370700";
+
+pub struct Platform {
+    pub catalog: Running,
+    pub auth: Running,
+    pub auth_settings: CommonSettings,
+    pub http: reqwest::Client,
+}
+
+pub async fn start() -> Platform {
+    let prefix = kit::topic_prefix();
+    let cdb = kit::database("catalog", catalog::MIGRATIONS).await;
+    let adb = kit::database("authorization", authorization::MIGRATIONS).await;
+    let catalog = catalog::run(kit::settings_in(&cdb, &prefix, &[])).await.expect("catalog starts");
+    let auth_settings = kit::settings_in(&adb, &prefix, &[]);
+    let auth = authorization::run(auth_settings.clone()).await.expect("authorization starts");
+    Platform { catalog, auth, auth_settings, http: reqwest::Client::new() }
+}
+
+pub fn token(role: Role, jurisdiction: &str) -> String {
+    kit::token(&format!("{}-{jurisdiction}", role.as_str()), jurisdiction, &[role])
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Platform {
+    pub async fn call(&self, base: &str, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self.http.request(method.parse().unwrap(), format!("{base}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    pub async fn auth_as(
+        &self,
+        role: Role,
+        jurisdiction: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        self.call(&self.auth.url(), method, path, Some(&token(role, jurisdiction)), body).await
+    }
+
+    /// Publishes a catalog resource in `jurisdiction` and waits until authorization knows it.
+    pub async fn resource(&self, jurisdiction: &str, code: &str, open_category: &str) -> String {
+        let base = self.catalog.url();
+        let content = json!({
+            "name": format!("资源{code}"), "code": code, "source_unit": "数源单位", "sector": "transport",
+            "format": "table", "update_frequency": "daily", "open_category": open_category, "security_grade": "general",
+            "fields": [{"name": "line_no", "data_type": "text", "sensitivity": "none"},
+                       {"name": "phone", "data_type": "text", "sensitivity": "personal", "pii_kind": "phone"}],
+            "provenance": {"kind": "collected"}
+        });
+        let dept = token(Role::IndustryDept, jurisdiction);
+        let r = self.call(&base, "POST", "/resources", Some(&dept), Some(content)).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_string();
+        self.call(&base, "POST", &format!("/resources/{id}/submit"), Some(&dept), None).await;
+        let r = self
+            .call(&base, "POST", &format!("/resources/{id}/publish"), Some(&token(Role::DataAdmin, jurisdiction)), None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        kit::eventually("authorization learns the resource", Duration::from_secs(30), || async {
+            (self.count(&format!("SELECT count(*) AS n FROM catalog_resources WHERE id = '{id}'")).await == 1)
+                .then_some(())
+        })
+        .await;
+        id
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut c = platform_store::conn(&self.auth.pool).await.unwrap();
+        diesel::sql_query(sql).get_result::<N>(&mut *c).await.unwrap().n
+    }
+}
+
+/// A complete plan (all twelve SX-16 contents) over `resources`.
+pub fn complete_plan(name: &str, mode: &str, resources: &[&str]) -> Value {
+    json!({
+        "name": name,
+        "necessity_feasibility": "公共交通数据需求旺盛，具备开发条件",
+        "operator_selection_conditions": "注册资本不低于5000万元，具备数据安全能力",
+        "mode": mode,
+        "data_scope": {"resource_ids": resources, "description": "日更，质量达标"},
+        "term_and_implementation": "授权期限三年，分两期建设",
+        "product_list": {"public_governance": ["交通拥堵指数"], "industry_development": ["客流分析报告"]},
+        "cost_revenue_sharing": "成本核算后按比例分配",
+        "security_emergency": "数据脱敏、应急预案",
+        "rights_duties": "各方权利义务见协议",
+        "supervision_evaluation": "年度考核评价",
+        "other": "无"
+    })
+}

@@ -7,9 +7,11 @@ use serde::Deserialize;
 use utoipa::OpenApi as _;
 use uuid::Uuid;
 
+use crate::agreements;
 use crate::app::{self, State};
+use crate::domain::agreement::AgreementAction;
 use crate::domain::plan::{PlanAction, PlanContents};
-use crate::views::{JurisdictionProfile, Page, Plan};
+use crate::views::{Agreement, AgreementInput, JurisdictionProfile, Page, Plan};
 
 type Reply = Result<HttpResponse, Problem>;
 
@@ -25,7 +27,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/plans/{id}", web::get().to(get_plan))
         .route("/plans/{id}", web::put().to(update_plan))
         .route("/plans/{id}/change", web::post().to(change_plan))
-        .route("/plans/{id}/{action}", web::post().to(plan_step));
+        .route("/plans/{id}/{action}", web::post().to(plan_step))
+        .route("/agreements", web::post().to(create_agreement))
+        .route("/agreements", web::get().to(list_agreements))
+        .route("/agreements/{id}", web::get().to(get_agreement))
+        .route("/agreements/{id}/finance-opinion", web::post().to(finance_opinion))
+        .route("/agreements/{id}/renewal", web::post().to(request_renewal))
+        .route("/agreements/{id}/{action}", web::post().to(agreement_step));
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -129,11 +137,78 @@ async fn plan_step(
     Ok(HttpResponse::Ok().json(app::step(&s, &caller, id, action, &body.reason).await?))
 }
 
+const AGREEMENT_READERS: &[Role] = &[Role::ImplementingInstitution, Role::DataAdmin, Role::Operator, Role::Finance];
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpinionBody {
+    /// The finance department's opinion on the revenue-sharing clauses (WF-15).
+    pub opinion: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/agreements", request_body = AgreementInput, responses((status = 201, body = Agreement), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "Draft an agreement (implementing_institution); term, scope and fields checked against the profile (SX-22, NS-15, LZ-6, ZJK-15).")]
+async fn create_agreement(caller: Caller, s: web::Data<State>, body: Json<AgreementInput>) -> Reply {
+    caller.require(PLAN_AUTHORS)?;
+    Ok(HttpResponse::Created().json(agreements::create(&s, &caller, body.0).await?))
+}
+
+#[utoipa::path(get, path = "/agreements", params(PageQuery), responses((status = 200, body = Page<Agreement>)),
+    security(("bearer" = [])), description = "The jurisdiction's agreements; an operator sees its own.")]
+async fn list_agreements(caller: Caller, s: web::Data<State>, q: web::Query<PageQuery>) -> Reply {
+    caller.require(AGREEMENT_READERS)?;
+    Ok(HttpResponse::Ok().json(agreements::list(&s, &caller, q.cursor.as_deref(), q.limit).await?))
+}
+
+#[utoipa::path(get, path = "/agreements/{id}", responses((status = 200, body = Agreement), (status = 404, body = Problem)),
+    security(("bearer" = [])), description = "One agreement with its history.")]
+async fn get_agreement(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>) -> Reply {
+    caller.require(AGREEMENT_READERS)?;
+    Ok(HttpResponse::Ok().json(agreements::get(&s, &caller, *id).await?))
+}
+
+#[utoipa::path(post, path = "/agreements/{id}/finance-opinion", request_body = OpinionBody, responses((status = 200, body = Agreement)),
+    security(("bearer" = [])), description = "Record the finance department's opinion on revenue sharing (finance, WF-15).")]
+async fn finance_opinion(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>, body: Json<OpinionBody>) -> Reply {
+    caller.require(&[Role::Finance])?;
+    Ok(HttpResponse::Ok().json(agreements::finance_opinion(&s, &caller, *id, &body.opinion).await?))
+}
+
+#[utoipa::path(post, path = "/agreements/{id}/renewal", responses((status = 200, body = Agreement), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "The operator asks for renewal inside the profile's window (operator, ZJK-17, NS-15).")]
+async fn request_renewal(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>) -> Reply {
+    caller.require(&[Role::Operator])?;
+    Ok(HttpResponse::Ok().json(agreements::request_renewal(&s, &caller, *id).await?))
+}
+
+#[utoipa::path(post, path = "/agreements/{id}/{action}", request_body = ReasonBody,
+    params(("action" = AgreementAction, Path, description = "sign | activate (implementing_institution); suspend | reinstate | terminate (data_admin)")),
+    responses((status = 200, body = Agreement), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "A step of the agreement's life cycle; expiry is the scheduler's.")]
+async fn agreement_step(
+    caller: Caller,
+    s: web::Data<State>,
+    path: web::Path<(Uuid, AgreementAction)>,
+    body: Json<ReasonBody>,
+) -> Reply {
+    let (id, action) = path.into_inner();
+    caller.require(agreements::step_roles(action))?;
+    Ok(HttpResponse::Ok().json(agreements::step(&s, &caller, id, action, &body.reason).await?))
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Authorization service", description = "公共数据资源授权运营: policy profiles and implementation plans."),
-    paths(list_profiles, get_profile, create_plan, list_plans, get_plan, update_plan, change_plan, plan_step),
-    components(schemas(Problem, ReasonBody, ChangeBody)),
+    info(title = "Authorization service", description = "公共数据资源授权运营: policy profiles, implementation plans, agreements."),
+    paths(list_profiles, get_profile, create_plan, list_plans, get_plan, update_plan, change_plan, plan_step,
+        create_agreement, list_agreements, get_agreement, finance_opinion, request_renewal, agreement_step),
+    components(schemas(Problem, ReasonBody, ChangeBody, OpinionBody)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

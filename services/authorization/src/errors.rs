@@ -9,6 +9,12 @@ use crate::domain::plan::{InvalidStep, ModeNotAllowed};
 pub enum Error {
     #[error("plan {0} not found")]
     PlanNotFound(uuid::Uuid),
+    #[error("agreement {0} not found")]
+    AgreementNotFound(uuid::Uuid),
+    #[error("refused by {rule}: {reason}")]
+    Refused { slug: &'static str, field: Option<String>, reason: String, rule: String },
+    #[error("invalid agreement step")]
+    AgreementStep(crate::domain::agreement::InvalidStep),
     #[error("unknown jurisdiction {0}")]
     UnknownJurisdiction(String),
     #[error("invalid {field}: {reason}")]
@@ -42,6 +48,23 @@ impl From<Error> for Problem {
         let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
         match e {
             Error::PlanNotFound(id) => Problem::not_found("plan-not-found", format!("no plan {id}")),
+            Error::AgreementNotFound(id) => Problem::not_found("agreement-not-found", format!("no agreement {id}")),
+            Error::Refused { slug, field, reason, rule } => {
+                let p = Problem::new(unprocessable, slug, "Refused by a rule").with_detail(reason).with_rule(rule);
+                match field {
+                    Some(f) => p.with_field(f),
+                    None => p,
+                }
+            }
+            Error::AgreementStep(s) => {
+                Problem::new(StatusCode::CONFLICT, "invalid-state-transition", "Not allowed in the current state")
+                    .with_detail(format!(
+                        "cannot {} an agreement that is {}; allowed when {}",
+                        s.action.as_str(),
+                        s.from.as_str(),
+                        s.allowed_in.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" or ")
+                    ))
+            }
             Error::UnknownJurisdiction(j) => {
                 Problem::new(unprocessable, "unknown-jurisdiction", "Unknown jurisdiction")
                     .with_detail(format!("jurisdiction `{j}` has no policy profile"))

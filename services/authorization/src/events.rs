@@ -56,3 +56,59 @@ pub async fn plan_step(
     platform_messaging::outbox::enqueue(conn, &format!("{topic_prefix}{}", topics::AUTHORIZATION_PLAN), &env).await?;
     Ok(())
 }
+
+fn agreement_state(s: crate::domain::agreement::AgreementState) -> pb::AgreementState {
+    use crate::domain::agreement::AgreementState as S;
+    match s {
+        S::Draft => pb::AgreementState::Draft,
+        S::Signed => pb::AgreementState::Signed,
+        S::Active => pb::AgreementState::Active,
+        S::Suspended => pb::AgreementState::Suspended,
+        S::Terminated => pb::AgreementState::Terminated,
+        S::Expired => pb::AgreementState::Expired,
+    }
+}
+
+/// `authorization.agreement.v1`: one event per step. Bumps the event sequence; save the row after.
+pub async fn agreement_step(
+    conn: &mut AsyncPgConnection,
+    topic_prefix: &str,
+    a: &mut crate::store::AgreementRow,
+    step: &crate::store::AgreementStep,
+) -> Result<()> {
+    a.event_seq += 1;
+    let scope: Vec<crate::views::ScopeItem> = serde_json::from_value(a.scope.clone()).unwrap_or_default();
+    let payload = pb::AgreementEvent {
+        agreement_id: a.id.to_string(),
+        jurisdiction: a.jurisdiction.clone(),
+        operator_org: a.operator_org.clone(),
+        state: agreement_state(a.state()?) as i32,
+        scope: scope
+            .into_iter()
+            .map(|s| pb::ScopeItem { resource_id: s.resource_id.to_string(), fields: s.fields })
+            .collect(),
+        term_start: a.term_start.to_string(),
+        term_end: a.term_end.to_string(),
+        profile_version: a.profile_version as u32,
+        actor: step.actor.clone(),
+        reason: step.reason.clone(),
+        at: Some(timestamp(step.at)),
+        filing_due: a.filing_due.map(|d| d.to_string()).unwrap_or_default(),
+        filing_rule: a.filing_rule.clone().unwrap_or_default(),
+        plan_id: a.plan_id.map(|p| p.to_string()).unwrap_or_default(),
+        renewal_requested: a.renewal_requested_at.is_some(),
+    };
+    let env = Envelope::wrap(
+        EventMeta {
+            event_type: format!("authorization.agreement.{}", a.state),
+            aggregate_id: a.id.to_string(),
+            aggregate_version: a.event_seq as u64,
+            producer: PRODUCER.into(),
+            jurisdiction: a.jurisdiction.clone(),
+        },
+        &payload,
+    );
+    platform_messaging::outbox::enqueue(conn, &format!("{topic_prefix}{}", topics::AUTHORIZATION_AGREEMENT), &env)
+        .await?;
+    Ok(())
+}

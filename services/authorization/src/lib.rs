@@ -7,6 +7,7 @@
 //! changes that re-enter the flow (WF-11). Events: `authorization.plan.v1`.
 //! Operator selection, agreements, grants, supervision and city filings are the rest of issue 3.
 
+pub mod agreements;
 pub mod api;
 pub mod app;
 pub mod catalog_view;
@@ -39,7 +40,9 @@ fn step_err(step: &'static str) -> impl Fn(String) -> StartError {
 
 pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
     let topic_prefix = settings.kafka.topic_prefix.clone();
-    let mut platform = Platform::start(SERVICE, settings, MIGRATIONS, &[topics::AUTHORIZATION_PLAN]).await?;
+    let mut platform =
+        Platform::start(SERVICE, settings, MIGRATIONS, &[topics::AUTHORIZATION_PLAN, topics::AUTHORIZATION_AGREEMENT])
+            .await?;
     let profiles = platform_policy::Profiles::built_in().map_err(|e| step_err("policy profiles")(e.to_string()))?;
     let added =
         app::load_profiles(&platform.pool, &profiles).await.map_err(|e| step_err("policy profiles")(e.to_string()))?;
@@ -67,6 +70,21 @@ pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    });
+    // Agreements expire on time by themselves; the sweep is idempotent (see agreements::expire_due).
+    let sweeper = state.clone();
+    platform.spawn(move |mut stop| async move {
+        loop {
+            match agreements::expire_due(&sweeper, 500).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "agreements expired"),
+                Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
                 _ = stop.changed() => return,
             }
         }

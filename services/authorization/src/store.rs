@@ -343,3 +343,165 @@ impl PlanStep {
             .await?)
     }
 }
+
+pub mod agreement_schema {
+    diesel::table! {
+        agreements (id) {
+            id -> Uuid,
+            jurisdiction -> Text,
+            plan_id -> Nullable<Uuid>,
+            operator_org -> Text,
+            operator_name -> Text,
+            state -> Text,
+            scope -> Jsonb,
+            resource_ids -> Array<Uuid>,
+            products -> Jsonb,
+            revenue_sharing -> Nullable<Text>,
+            finance_opinion -> Nullable<Jsonb>,
+            term_start -> Date,
+            term_end -> Date,
+            profile_version -> Integer,
+            signed_at -> Nullable<Timestamptz>,
+            filing_due -> Nullable<Date>,
+            filing_due_provisional -> Bool,
+            filing_rule -> Nullable<Text>,
+            filed_at -> Nullable<Timestamptz>,
+            renewal_requested_at -> Nullable<Timestamptz>,
+            termination_reason -> Nullable<Text>,
+            event_seq -> BigInt,
+            created_by -> Text,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        agreement_steps (agreement_id, seq) {
+            agreement_id -> Uuid,
+            seq -> Integer,
+            from_state -> Nullable<Text>,
+            to_state -> Text,
+            actor -> Text,
+            reason -> Text,
+            at -> Timestamptz,
+        }
+    }
+}
+
+use agreement_schema::{agreement_steps, agreements};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = agreements, treat_none_as_null = true)]
+pub struct AgreementRow {
+    pub id: Uuid,
+    pub jurisdiction: String,
+    pub plan_id: Option<Uuid>,
+    pub operator_org: String,
+    pub operator_name: String,
+    pub state: String,
+    pub scope: serde_json::Value,
+    pub resource_ids: Vec<Uuid>,
+    pub products: serde_json::Value,
+    pub revenue_sharing: Option<String>,
+    pub finance_opinion: Option<serde_json::Value>,
+    pub term_start: NaiveDate,
+    pub term_end: NaiveDate,
+    pub profile_version: i32,
+    pub signed_at: Option<DateTime<Utc>>,
+    pub filing_due: Option<NaiveDate>,
+    pub filing_due_provisional: bool,
+    pub filing_rule: Option<String>,
+    pub filed_at: Option<DateTime<Utc>>,
+    pub renewal_requested_at: Option<DateTime<Utc>>,
+    pub termination_reason: Option<String>,
+    pub event_seq: i64,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AgreementRow {
+    pub fn state(&self) -> Result<crate::domain::agreement::AgreementState> {
+        crate::domain::agreement::AgreementState::parse(&self.state)
+            .ok_or_else(|| Error::Corrupt(format!("agreement {}: state", self.id)))
+    }
+
+    pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        diesel::insert_into(agreements::table).values(self).execute(conn).await?;
+        Ok(())
+    }
+
+    pub async fn save(&mut self, conn: &mut AsyncPgConnection) -> Result<()> {
+        self.updated_at = Utc::now();
+        diesel::update(agreements::table.find(self.id)).set(&*self).execute(conn).await?;
+        Ok(())
+    }
+
+    pub async fn find(conn: &mut AsyncPgConnection, id: Uuid, lock: bool) -> Result<AgreementRow> {
+        let q = agreements::table.find(id).select(AgreementRow::as_select());
+        let row = if lock { q.for_update().first(conn).await } else { q.first(conn).await };
+        row.optional()?.ok_or(Error::AgreementNotFound(id))
+    }
+
+    /// Agreements a caller may see: its jurisdiction's, or (operators) its own organisation's.
+    pub async fn list(
+        conn: &mut AsyncPgConnection,
+        jurisdiction: Option<&str>,
+        operator_org: Option<&str>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<AgreementRow>> {
+        let mut q = agreements::table.select(AgreementRow::as_select()).into_boxed();
+        if let Some(j) = jurisdiction {
+            q = q.filter(agreements::jurisdiction.eq(j.to_string()));
+        }
+        if let Some(o) = operator_org {
+            q = q.filter(agreements::operator_org.eq(o.to_string()));
+        }
+        if let Some(a) = after {
+            q = q.filter(agreements::id.gt(a));
+        }
+        Ok(q.order(agreements::id.asc()).limit(limit).load(conn).await?)
+    }
+
+    /// Ids of agreements whose term ended before `today`, still signed, active or suspended:
+    /// what the expiry sweep acts on (an index on term_end keeps this proportional to what is due).
+    pub async fn due_to_expire(conn: &mut AsyncPgConnection, today: NaiveDate, limit: i64) -> Result<Vec<Uuid>> {
+        Ok(agreements::table
+            .filter(agreements::state.eq_any(["active", "suspended", "signed"]))
+            .filter(agreements::term_end.lt(today))
+            .order(agreements::term_end.asc())
+            .select(agreements::id)
+            .limit(limit)
+            .load(conn)
+            .await?)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = agreement_steps)]
+pub struct AgreementStep {
+    pub agreement_id: Uuid,
+    pub seq: i32,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub actor: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+impl AgreementStep {
+    pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        diesel::insert_into(agreement_steps::table).values(self).execute(conn).await?;
+        Ok(())
+    }
+
+    pub async fn find_by_agreement(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<AgreementStep>> {
+        Ok(agreement_steps::table
+            .filter(agreement_steps::agreement_id.eq(id))
+            .order(agreement_steps::seq.asc())
+            .select(AgreementStep::as_select())
+            .load(conn)
+            .await?)
+    }
+}

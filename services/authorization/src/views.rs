@@ -125,3 +125,120 @@ impl Plan {
         })
     }
 }
+
+/// A resource in an agreement's scope and the fields it may use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeItem {
+    pub resource_id: Uuid,
+    /// Field names of the resource; every field must exist in the catalog's schema.
+    pub fields: Vec<String>,
+}
+
+/// What the implementing institution writes into an agreement (SX-22).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementInput {
+    /// The approved implementation plan the agreement implements.
+    #[serde(default)]
+    pub plan_id: Option<Uuid>,
+    /// The operator's organisation id (the `org` claim of its staff's tokens).
+    pub operator_org: String,
+    pub operator_name: String,
+    pub scope: Vec<ScopeItem>,
+    /// Products and services, with their review requirements.
+    pub products: Vec<String>,
+    /// Revenue-sharing clauses; signing then needs the finance department's opinion (WF-15).
+    #[serde(default)]
+    pub revenue_sharing: Option<String>,
+    pub term_start: NaiveDate,
+    pub term_end: NaiveDate,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AgreementStepView {
+    pub seq: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub actor: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Agreement {
+    pub id: Uuid,
+    pub jurisdiction: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<Uuid>,
+    pub operator_org: String,
+    pub operator_name: String,
+    pub state: crate::domain::agreement::AgreementState,
+    pub scope: Vec<ScopeItem>,
+    pub products: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue_sharing: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub finance_opinion: Option<serde_json::Value>,
+    pub term_start: NaiveDate,
+    pub term_end: NaiveDate,
+    pub profile_version: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<DateTime<Utc>>,
+    /// Filing with the province (SX-21: cities, one month after signing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filing_due: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filing_rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filed_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal_requested_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub termination_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<AgreementStepView>,
+}
+
+impl Agreement {
+    pub fn from_row(a: crate::store::AgreementRow, steps: Vec<crate::store::AgreementStep>) -> Result<Agreement> {
+        Ok(Agreement {
+            state: a.state()?,
+            scope: serde_json::from_value(a.scope.clone()).unwrap_or_default(),
+            products: serde_json::from_value(a.products.clone()).unwrap_or_default(),
+            id: a.id,
+            jurisdiction: a.jurisdiction,
+            plan_id: a.plan_id,
+            operator_org: a.operator_org,
+            operator_name: a.operator_name,
+            revenue_sharing: a.revenue_sharing,
+            finance_opinion: a.finance_opinion,
+            term_start: a.term_start,
+            term_end: a.term_end,
+            profile_version: a.profile_version,
+            signed_at: a.signed_at,
+            filing_due: a.filing_due,
+            filing_rule: a.filing_rule,
+            filed_at: a.filed_at,
+            renewal_requested_at: a.renewal_requested_at,
+            termination_reason: a.termination_reason,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+            steps: steps
+                .into_iter()
+                .map(|s| AgreementStepView {
+                    seq: s.seq,
+                    from_state: s.from_state,
+                    to_state: s.to_state,
+                    actor: s.actor,
+                    reason: s.reason,
+                    at: s.at,
+                })
+                .collect(),
+        })
+    }
+}

@@ -243,5 +243,35 @@ pub async fn seed_plan(catalog_url: &str, authorization_url: &str, issuer: &DevI
     if status != 200 {
         return Err(format!("approving the demo plan: {status} {body}"));
     }
+    // An agreement under the plan with the demo operator, revenue sharing with the finance
+    // department's opinion (WF-15), signed (filing with the province due, SX-21) and active.
+    let today = platform_calendar::today_in_china();
+    let end = today.checked_add_months(chrono::Months::new(36)).unwrap_or(today);
+    let agreement = json!({
+        "plan_id": id,
+        "operator_org": "demo-org-operator",
+        "operator_name": "西安公共数据运营有限公司",
+        "scope": [{"resource_id": resource, "fields": ["line_no", "date", "passengers"]}],
+        "products": ["公交线网优化分析", "商圈客流报告"],
+        "revenue_sharing": "收益按政府30%、运营机构70%分配，按年度考核结果动态调整",
+        "term_start": today.to_string(),
+        "term_end": end.to_string(),
+    });
+    let url = format!("{authorization_url}/agreements");
+    let (status, body) = call(&http, reqwest::Method::POST, url, &author, Some(&agreement)).await?;
+    if status != 201 {
+        return Err(format!("the demo agreement: {status} {body}"));
+    }
+    let aid = body["id"].as_str().unwrap_or_default().to_string();
+    let finance = token(issuer, CITY, Role::Finance)?;
+    let opinion = json!({"opinion": "收益分配比例合理，同意"});
+    let steps = [("finance-opinion", &finance, &opinion), ("sign", &author, &why), ("activate", &author, &why)];
+    for (action, who, body) in steps {
+        let url = format!("{authorization_url}/agreements/{aid}/{action}");
+        let (status, answer) = call(&http, reqwest::Method::POST, url, who, Some(body)).await?;
+        if status != 200 {
+            return Err(format!("the demo agreement, {action}: {status} {answer}"));
+        }
+    }
     Ok(true)
 }

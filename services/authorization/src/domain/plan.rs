@@ -192,10 +192,22 @@ pub fn step(from: PlanState, action: PlanAction, filing_required: bool) -> Resul
 /// months (SX-19) or working days on the official calendar (WF-11). `None` when the
 /// jurisdiction's profile sets no filing (a province files with no one above it).
 pub fn filing_due(profile: &Profile, level_files: bool, approved: NaiveDate, calendar: &Calendar) -> Option<FilingDue> {
+    deadline(profile.values.plan_filing_deadline.as_ref(), level_files, approved, calendar)
+}
+
+/// The due date `ruled` sets counting from `from` (months, or working days on the official
+/// calendar); `None` when nothing is due.
+pub fn deadline(
+    ruled: Option<&platform_policy::Ruled<Period>>,
+    level_files: bool,
+    from: NaiveDate,
+    calendar: &Calendar,
+) -> Option<FilingDue> {
     if !level_files {
         return None;
     }
-    let ruled = profile.values.plan_filing_deadline.as_ref()?;
+    let ruled = ruled?;
+    let approved = from;
     let (date, provisional) = match ruled.value {
         Period::Months(n) => (add_months(approved, n), false),
         Period::WorkingDays(n) => {

@@ -1,0 +1,2 @@
+DROP TABLE agreement_steps;
+DROP TABLE agreements;

@@ -112,6 +112,18 @@ fn scope_json(scope: &[ScopeItem]) -> serde_json::Value {
     serde_json::to_value(scope).unwrap_or_default()
 }
 
+/// Records a step that another use case (supervision) decided, from state `from`.
+pub async fn record_step(
+    c: &mut AsyncPgConnection,
+    prefix: &str,
+    row: &mut AgreementRow,
+    from: &str,
+    actor: &str,
+    reason: String,
+) -> Result<()> {
+    record(c, prefix, row, AgreementState::parse(from), actor, reason).await
+}
+
 async fn record(
     c: &mut AsyncPgConnection,
     prefix: &str,
@@ -167,6 +179,7 @@ pub async fn create(s: &State, caller: &Caller, input: AgreementInput) -> Result
                 filed_at: None,
                 renewal_requested_at: None,
                 termination_reason: None,
+                logs_retained_until: None,
                 event_seq: 0,
                 created_by: caller.subject().into(),
                 created_at: now,
@@ -274,10 +287,15 @@ pub async fn step(s: &State, caller: &Caller, id: Uuid, action: AgreementAction,
                         "SX-22",
                     ));
                 }
-                AgreementAction::Terminate => row.termination_reason = Some(reason.clone()),
+                AgreementAction::Terminate => {
+                    row.termination_reason = Some(reason.clone());
+                    row.logs_retained_until = Some(retention_end(c, &row).await?);
+                }
                 _ => {}
             }
             row.state = to.as_str().into();
+            // The agreement's grants follow it in the same transaction (SX-23, WF-24).
+            crate::grants::follow_agreement(c, &prefix, row.id, to.as_str(), caller.subject(), &reason).await?;
             record(c, &prefix, &mut row, Some(from), caller.subject(), reason).await?;
             Ok(row)
         })
@@ -286,6 +304,14 @@ pub async fn step(s: &State, caller: &Caller, id: Uuid, action: AgreementAction,
     let mut c = platform_store::conn(&s.pool).await?;
     let steps = AgreementStep::find_by_agreement(&mut c, id).await?;
     Agreement::from_row(row, steps)
+}
+
+/// When the logs of an ended agreement may be purged: the profile's retention, at least six
+/// months (WF-24, ZJK-31, NS-16).
+async fn retention_end(c: &mut AsyncPgConnection, row: &AgreementRow) -> Result<chrono::NaiveDate> {
+    let profile = ProfileRow::find(c, &row.jurisdiction, row.profile_version).await?.profile()?;
+    let months = profile.values.log_retention_months.as_ref().map(|m| m.value).unwrap_or(6).max(6);
+    Ok(platform_calendar::add_months(platform_calendar::today_in_china(), months))
 }
 
 /// The operator asks for renewal, only inside the profile's window (ZJK-17, NS-15).
@@ -346,7 +372,9 @@ pub async fn expire_due(s: &State, batch: i64) -> Result<usize> {
                         return Ok(false);
                     }
                     row.state = AgreementState::Expired.as_str().into();
+                    row.logs_retained_until = Some(retention_end(c, &row).await?);
                     let reason = format!("term ended on {}", row.term_end);
+                    crate::grants::follow_agreement(c, &prefix, row.id, "expired", "scheduler", &reason).await?;
                     record(c, &prefix, &mut row, Some(from), "scheduler", reason).await?;
                     Ok(true)
                 })

@@ -11,6 +11,7 @@ use crate::agreements;
 use crate::app::{self, State};
 use crate::domain::agreement::AgreementAction;
 use crate::domain::plan::{PlanAction, PlanContents};
+use crate::grants;
 use crate::views::{Agreement, AgreementInput, JurisdictionProfile, Page, Plan};
 
 type Reply = Result<HttpResponse, Problem>;
@@ -33,7 +34,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/agreements/{id}", web::get().to(get_agreement))
         .route("/agreements/{id}/finance-opinion", web::post().to(finance_opinion))
         .route("/agreements/{id}/renewal", web::post().to(request_renewal))
-        .route("/agreements/{id}/{action}", web::post().to(agreement_step));
+        .route("/agreements/{id}/{action}", web::post().to(agreement_step))
+        .route("/data-requests", web::post().to(create_request))
+        .route("/data-requests/{id}/decision", web::post().to(decide_request))
+        .route("/data-requests/{id}/compliance-report", web::post().to(compliance_report))
+        .route("/data-requests/{id}/joint-review", web::post().to(joint_review))
+        .route("/grants", web::get().to(list_grants))
+        .route("/grants/{id}", web::get().to(get_grant))
+        .route("/supervision-cases", web::post().to(open_case))
+        .route("/supervision-cases/{id}/{action}", web::post().to(case_step));
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -203,12 +212,95 @@ async fn agreement_step(
     Ok(HttpResponse::Ok().json(agreements::step(&s, &caller, id, action, &body.reason).await?))
 }
 
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBody {
+    pub report: String,
+}
+
+#[utoipa::path(post, path = "/data-requests", request_body = grants::RequestInput, responses((status = 201, body = crate::store::RequestRow), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "Ask for data for one scenario under an active agreement (operator; ZJK-5, NS-19).")]
+async fn create_request(caller: Caller, s: web::Data<State>, body: Json<grants::RequestInput>) -> Reply {
+    caller.require(&[Role::Operator])?;
+    Ok(HttpResponse::Created().json(grants::request(&s, &caller, body.0).await?))
+}
+
+#[utoipa::path(post, path = "/data-requests/{id}/decision", request_body = grants::DecisionInput, responses((status = 200, body = crate::store::RequestRow)),
+    security(("bearer" = [])), description = "Approve or reject (implementing_institution, data_source_unit; WF-18). The last approval creates the grant.")]
+async fn decide_request(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<grants::DecisionInput>,
+) -> Reply {
+    caller.require(&[Role::ImplementingInstitution, Role::DataSourceUnit])?;
+    Ok(HttpResponse::Ok().json(grants::decide(&s, &caller, *id, body.0).await?))
+}
+
+#[utoipa::path(post, path = "/data-requests/{id}/compliance-report", request_body = ReportBody, responses((status = 200, body = crate::store::RequestRow)),
+    security(("bearer" = [])), description = "Attach the compliance report conditionally-open data needs (operator; NS-20).")]
+async fn compliance_report(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>, body: Json<ReportBody>) -> Reply {
+    caller.require(&[Role::Operator])?;
+    Ok(HttpResponse::Ok().json(grants::compliance_report(&s, &caller, *id, &body.report).await?))
+}
+
+#[utoipa::path(post, path = "/data-requests/{id}/joint-review", request_body = grants::JointReviewInput, responses((status = 200, body = crate::store::RequestRow)),
+    security(("bearer" = [])), description = "Record the joint review meeting's decision with each member's opinion (data_admin; NS-20).")]
+async fn joint_review(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<grants::JointReviewInput>,
+) -> Reply {
+    caller.require(&[Role::DataAdmin])?;
+    Ok(HttpResponse::Ok().json(grants::joint_review(&s, &caller, *id, body.0).await?))
+}
+
+const GRANT_READERS: &[Role] = &[Role::DataAdmin, Role::ImplementingInstitution, Role::Operator, Role::Partner];
+
+#[utoipa::path(get, path = "/grants", params(PageQuery), responses((status = 200, body = Page<crate::store::GrantRow>)),
+    security(("bearer" = [])), description = "Grants: the jurisdiction's for its departments; one's own for operators and partners.")]
+async fn list_grants(caller: Caller, s: web::Data<State>, q: web::Query<PageQuery>) -> Reply {
+    caller.require(GRANT_READERS)?;
+    Ok(HttpResponse::Ok().json(grants::list_grants(&s, &caller, q.cursor.as_deref(), q.limit).await?))
+}
+
+#[utoipa::path(get, path = "/grants/{id}", responses((status = 200, body = crate::store::GrantRow), (status = 404, body = Problem)),
+    security(("bearer" = [])), description = "One grant.")]
+async fn get_grant(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>) -> Reply {
+    caller.require(GRANT_READERS)?;
+    Ok(HttpResponse::Ok().json(grants::get_grant(&s, &caller, *id).await?))
+}
+
+#[utoipa::path(post, path = "/supervision-cases", request_body = grants::CaseInput, responses((status = 201, body = crate::store::CaseRow)),
+    security(("bearer" = [])), description = "Open a supervision case against an agreement's operator (data_admin).")]
+async fn open_case(caller: Caller, s: web::Data<State>, body: Json<grants::CaseInput>) -> Reply {
+    caller.require(&[Role::DataAdmin])?;
+    Ok(HttpResponse::Created().json(grants::open_case(&s, &caller, body.0).await?))
+}
+
+#[utoipa::path(post, path = "/supervision-cases/{id}/{action}", request_body = grants::CaseStepInput,
+    params(("action" = grants::CaseAction, Path, description = "rectify | pass | fail")),
+    responses((status = 200, body = crate::store::CaseRow), (status = 409, body = Problem)),
+    security(("bearer" = [])), description = "Rectification suspends every grant of the operator (ZJK-34; SX-23 by decision); passing reinstates them; failing terminates the agreement and revokes its grants (SX-33, ZJK-35, WF-24).")]
+async fn case_step(
+    caller: Caller,
+    s: web::Data<State>,
+    path: web::Path<(Uuid, grants::CaseAction)>,
+    body: Json<grants::CaseStepInput>,
+) -> Reply {
+    caller.require(&[Role::DataAdmin])?;
+    let (id, action) = path.into_inner();
+    Ok(HttpResponse::Ok().json(grants::case_step(&s, &caller, id, action, body.0).await?))
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Authorization service", description = "公共数据资源授权运营: policy profiles, implementation plans, agreements."),
     paths(list_profiles, get_profile, create_plan, list_plans, get_plan, update_plan, change_plan, plan_step,
-        create_agreement, list_agreements, get_agreement, finance_opinion, request_renewal, agreement_step),
-    components(schemas(Problem, ReasonBody, ChangeBody, OpinionBody)),
+        create_agreement, list_agreements, get_agreement, finance_opinion, request_renewal, agreement_step,
+        create_request, decide_request, compliance_report, joint_review, list_grants, get_grant, open_case, case_step),
+    components(schemas(Problem, ReasonBody, ChangeBody, OpinionBody, ReportBody)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

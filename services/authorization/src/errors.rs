@@ -11,6 +11,14 @@ pub enum Error {
     PlanNotFound(uuid::Uuid),
     #[error("agreement {0} not found")]
     AgreementNotFound(uuid::Uuid),
+    #[error("data request {0} not found")]
+    RequestNotFound(uuid::Uuid),
+    #[error("grant {0} not found")]
+    GrantNotFound(uuid::Uuid),
+    #[error("supervision case {0} not found")]
+    CaseNotFound(uuid::Uuid),
+    #[error("not allowed in state {state}: {reason}")]
+    Conflict { state: String, reason: String },
     #[error("refused by {rule}: {reason}")]
     Refused { slug: &'static str, field: Option<String>, reason: String, rule: String },
     #[error("invalid agreement step")]
@@ -49,6 +57,15 @@ impl From<Error> for Problem {
         match e {
             Error::PlanNotFound(id) => Problem::not_found("plan-not-found", format!("no plan {id}")),
             Error::AgreementNotFound(id) => Problem::not_found("agreement-not-found", format!("no agreement {id}")),
+            Error::RequestNotFound(id) => Problem::not_found("data-request-not-found", format!("no data request {id}")),
+            Error::GrantNotFound(id) => Problem::not_found("grant-not-found", format!("no grant {id}")),
+            Error::CaseNotFound(id) => {
+                Problem::not_found("supervision-case-not-found", format!("no supervision case {id}"))
+            }
+            Error::Conflict { state, reason } => {
+                Problem::new(StatusCode::CONFLICT, "invalid-state-transition", "Not allowed in the current state")
+                    .with_detail(format!("{reason} (current state: {state})"))
+            }
             Error::Refused { slug, field, reason, rule } => {
                 let p = Problem::new(unprocessable, slug, "Refused by a rule").with_detail(reason).with_rule(rule);
                 match field {

@@ -112,3 +112,67 @@ pub async fn agreement_step(
         .await?;
     Ok(())
 }
+
+fn grant_state(s: &str) -> pb::GrantState {
+    match s {
+        "active" => pb::GrantState::Active,
+        "suspended" => pb::GrantState::Suspended,
+        "revoked" => pb::GrantState::Revoked,
+        "expired" => pb::GrantState::Expired,
+        _ => pb::GrantState::Unspecified,
+    }
+}
+
+/// `authorization.grant.v1`: the change and the full grant. Bumps the grant's event sequence;
+/// save the row after.
+pub async fn grant_changed(
+    conn: &mut AsyncPgConnection,
+    topic_prefix: &str,
+    g: &mut crate::store::GrantRow,
+    change: pb::GrantChange,
+    actor: &str,
+    reason: &str,
+    rule: &str,
+) -> Result<()> {
+    g.event_seq += 1;
+    let scope: Vec<crate::views::ScopeItem> = serde_json::from_value(g.scope.clone()).unwrap_or_default();
+    let grant = pb::Grant {
+        id: g.id.to_string(),
+        agreement_id: g.agreement_id.to_string(),
+        request_id: g.request_id.to_string(),
+        jurisdiction: g.jurisdiction.clone(),
+        principal_org: g.principal_org.clone(),
+        scenario: g.scenario.clone(),
+        scope: scope
+            .into_iter()
+            .map(|s| pb::ScopeItem { resource_id: s.resource_id.to_string(), fields: s.fields })
+            .collect(),
+        min_group_size: g.min_group_size as u32,
+        valid_from: g.valid_from.to_string(),
+        valid_until: g.valid_until.to_string(),
+        state: grant_state(&g.state) as i32,
+        profile_version: g.profile_version as u32,
+        log_retention_months: g.log_retention_months as u32,
+    };
+    let name = change.as_str_name().trim_start_matches("GRANT_CHANGE_").to_lowercase();
+    let payload = pb::GrantEvent {
+        change: change as i32,
+        grant: Some(grant),
+        actor: actor.into(),
+        reason: reason.into(),
+        rule: rule.into(),
+        at: Some(timestamp(chrono::Utc::now())),
+    };
+    let env = Envelope::wrap(
+        EventMeta {
+            event_type: format!("authorization.grant.{name}"),
+            aggregate_id: g.id.to_string(),
+            aggregate_version: g.event_seq as u64,
+            producer: PRODUCER.into(),
+            jurisdiction: g.jurisdiction.clone(),
+        },
+        &payload,
+    );
+    platform_messaging::outbox::enqueue(conn, &format!("{topic_prefix}{}", topics::AUTHORIZATION_GRANT), &env).await?;
+    Ok(())
+}

@@ -14,6 +14,7 @@ pub mod catalog_view;
 pub mod domain;
 pub mod errors;
 pub mod events;
+pub mod grants;
 pub mod store;
 pub mod views;
 
@@ -40,9 +41,13 @@ fn step_err(step: &'static str) -> impl Fn(String) -> StartError {
 
 pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
     let topic_prefix = settings.kafka.topic_prefix.clone();
-    let mut platform =
-        Platform::start(SERVICE, settings, MIGRATIONS, &[topics::AUTHORIZATION_PLAN, topics::AUTHORIZATION_AGREEMENT])
-            .await?;
+    let mut platform = Platform::start(
+        SERVICE,
+        settings,
+        MIGRATIONS,
+        &[topics::AUTHORIZATION_PLAN, topics::AUTHORIZATION_AGREEMENT, topics::AUTHORIZATION_GRANT],
+    )
+    .await?;
     let profiles = platform_policy::Profiles::built_in().map_err(|e| step_err("policy profiles")(e.to_string()))?;
     let added =
         app::load_profiles(&platform.pool, &profiles).await.map_err(|e| step_err("policy profiles")(e.to_string()))?;
@@ -82,6 +87,11 @@ pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "agreements expired"),
                 Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying"),
+            }
+            match grants::expire_due(&sweeper, 500).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "grants expired"),
+                Err(e) => tracing::warn!(error = %e, "grant expiry sweep failed; retrying"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(30)) => {}

@@ -372,6 +372,7 @@ pub mod agreement_schema {
             created_by -> Text,
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
+            logs_retained_until -> Nullable<Date>,
         }
     }
 
@@ -418,6 +419,8 @@ pub struct AgreementRow {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// After termination or expiry: network logs are kept until this day (WF-24, ZJK-31, NS-16).
+    pub logs_retained_until: Option<NaiveDate>,
 }
 
 impl AgreementRow {
@@ -503,5 +506,268 @@ impl AgreementStep {
             .select(AgreementStep::as_select())
             .load(conn)
             .await?)
+    }
+}
+
+pub mod grant_schema {
+    diesel::table! {
+        data_requests (id) {
+            id -> Uuid,
+            agreement_id -> Uuid,
+            jurisdiction -> Text,
+            requester_org -> Text,
+            requested_by -> Text,
+            scenario -> Text,
+            scope -> Jsonb,
+            development_plan -> Text,
+            valid_until -> Date,
+            state -> Text,
+            approvals -> Jsonb,
+            needs_joint_review -> Bool,
+            compliance_report -> Nullable<Text>,
+            joint_review -> Nullable<Jsonb>,
+            grant_id -> Nullable<Uuid>,
+            profile_version -> Integer,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        grants (id) {
+            id -> Uuid,
+            agreement_id -> Uuid,
+            request_id -> Uuid,
+            jurisdiction -> Text,
+            principal_org -> Text,
+            operator_org -> Text,
+            scenario -> Text,
+            scope -> Jsonb,
+            min_group_size -> Integer,
+            valid_from -> Date,
+            valid_until -> Date,
+            state -> Text,
+            suspended_by_case -> Nullable<Uuid>,
+            profile_version -> Integer,
+            log_retention_months -> Integer,
+            logs_retained_until -> Nullable<Date>,
+            event_seq -> BigInt,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        supervision_cases (id) {
+            id -> Uuid,
+            jurisdiction -> Text,
+            operator_org -> Text,
+            agreement_id -> Uuid,
+            grounds -> Text,
+            state -> Text,
+            access_rule -> Nullable<Text>,
+            opened_by -> Text,
+            history -> Jsonb,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+}
+
+use grant_schema::{data_requests, grants, supervision_cases};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, serde::Serialize, utoipa::ToSchema)]
+#[diesel(table_name = data_requests, treat_none_as_null = true)]
+pub struct RequestRow {
+    pub id: Uuid,
+    pub agreement_id: Uuid,
+    pub jurisdiction: String,
+    pub requester_org: String,
+    pub requested_by: String,
+    pub scenario: String,
+    #[schema(value_type = Object)]
+    pub scope: serde_json::Value,
+    pub development_plan: String,
+    pub valid_until: NaiveDate,
+    pub state: String,
+    #[schema(value_type = Object)]
+    pub approvals: serde_json::Value,
+    pub needs_joint_review: bool,
+    pub compliance_report: Option<String>,
+    #[schema(value_type = Object)]
+    pub joint_review: Option<serde_json::Value>,
+    pub grant_id: Option<Uuid>,
+    pub profile_version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RequestRow {
+    pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        diesel::insert_into(data_requests::table).values(self).execute(conn).await?;
+        Ok(())
+    }
+    pub async fn save(&mut self, conn: &mut AsyncPgConnection) -> Result<()> {
+        self.updated_at = Utc::now();
+        diesel::update(data_requests::table.find(self.id)).set(&*self).execute(conn).await?;
+        Ok(())
+    }
+    pub async fn find(conn: &mut AsyncPgConnection, id: Uuid, lock: bool) -> Result<RequestRow> {
+        let q = data_requests::table.find(id).select(RequestRow::as_select());
+        let row = if lock { q.for_update().first(conn).await } else { q.first(conn).await };
+        row.optional()?.ok_or(Error::RequestNotFound(id))
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, serde::Serialize, utoipa::ToSchema)]
+#[diesel(table_name = grants, treat_none_as_null = true)]
+pub struct GrantRow {
+    pub id: Uuid,
+    pub agreement_id: Uuid,
+    pub request_id: Uuid,
+    pub jurisdiction: String,
+    pub principal_org: String,
+    pub operator_org: String,
+    pub scenario: String,
+    #[schema(value_type = Object)]
+    pub scope: serde_json::Value,
+    pub min_group_size: i32,
+    pub valid_from: NaiveDate,
+    pub valid_until: NaiveDate,
+    pub state: String,
+    pub suspended_by_case: Option<Uuid>,
+    pub profile_version: i32,
+    pub log_retention_months: i32,
+    pub logs_retained_until: Option<NaiveDate>,
+    pub event_seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl GrantRow {
+    pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        diesel::insert_into(grants::table).values(self).execute(conn).await?;
+        Ok(())
+    }
+    pub async fn save(&mut self, conn: &mut AsyncPgConnection) -> Result<()> {
+        self.updated_at = Utc::now();
+        diesel::update(grants::table.find(self.id)).set(&*self).execute(conn).await?;
+        Ok(())
+    }
+    pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<GrantRow> {
+        grants::table
+            .find(id)
+            .select(GrantRow::as_select())
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or(Error::GrantNotFound(id))
+    }
+    /// The grants of an agreement in `states`, locked until the transaction ends.
+    pub async fn of_agreement_for_update(
+        conn: &mut AsyncPgConnection,
+        agreement: Uuid,
+        states: &[&str],
+    ) -> Result<Vec<GrantRow>> {
+        Ok(grants::table
+            .filter(grants::agreement_id.eq(agreement))
+            .filter(grants::state.eq_any(states))
+            .order(grants::id)
+            .select(GrantRow::as_select())
+            .for_update()
+            .load(conn)
+            .await?)
+    }
+    /// Every grant of an operator (all its agreements) in `states`, locked.
+    pub async fn of_operator_for_update(
+        conn: &mut AsyncPgConnection,
+        jurisdiction: &str,
+        operator: &str,
+        states: &[&str],
+    ) -> Result<Vec<GrantRow>> {
+        Ok(grants::table
+            .filter(grants::jurisdiction.eq(jurisdiction))
+            .filter(grants::operator_org.eq(operator))
+            .filter(grants::state.eq_any(states))
+            .order(grants::id)
+            .select(GrantRow::as_select())
+            .for_update()
+            .load(conn)
+            .await?)
+    }
+    pub async fn suspended_by(conn: &mut AsyncPgConnection, case: Uuid) -> Result<Vec<GrantRow>> {
+        Ok(grants::table
+            .filter(grants::suspended_by_case.eq(case))
+            .filter(grants::state.eq("suspended"))
+            .order(grants::id)
+            .select(GrantRow::as_select())
+            .for_update()
+            .load(conn)
+            .await?)
+    }
+    /// Ids of grants past their validity, still active or suspended (index on valid_until).
+    pub async fn due_to_expire(conn: &mut AsyncPgConnection, today: NaiveDate, limit: i64) -> Result<Vec<Uuid>> {
+        Ok(grants::table
+            .filter(grants::state.eq_any(["active", "suspended"]))
+            .filter(grants::valid_until.lt(today))
+            .order(grants::valid_until.asc())
+            .select(grants::id)
+            .limit(limit)
+            .load(conn)
+            .await?)
+    }
+    pub async fn list(
+        conn: &mut AsyncPgConnection,
+        jurisdiction: Option<&str>,
+        org: Option<&str>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<GrantRow>> {
+        let mut q = grants::table.select(GrantRow::as_select()).into_boxed();
+        if let Some(j) = jurisdiction {
+            q = q.filter(grants::jurisdiction.eq(j.to_string()));
+        }
+        if let Some(o) = org {
+            let o = o.to_string();
+            q = q.filter(grants::principal_org.eq(o.clone()).or(grants::operator_org.eq(o)));
+        }
+        if let Some(a) = after {
+            q = q.filter(grants::id.gt(a));
+        }
+        Ok(q.order(grants::id.asc()).limit(limit).load(conn).await?)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, serde::Serialize, utoipa::ToSchema)]
+#[diesel(table_name = supervision_cases, treat_none_as_null = true)]
+pub struct CaseRow {
+    pub id: Uuid,
+    pub jurisdiction: String,
+    pub operator_org: String,
+    pub agreement_id: Uuid,
+    pub grounds: String,
+    pub state: String,
+    pub access_rule: Option<String>,
+    pub opened_by: String,
+    #[schema(value_type = Object)]
+    pub history: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CaseRow {
+    pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        diesel::insert_into(supervision_cases::table).values(self).execute(conn).await?;
+        Ok(())
+    }
+    pub async fn save(&mut self, conn: &mut AsyncPgConnection) -> Result<()> {
+        self.updated_at = Utc::now();
+        diesel::update(supervision_cases::table.find(self.id)).set(&*self).execute(conn).await?;
+        Ok(())
+    }
+    pub async fn find(conn: &mut AsyncPgConnection, id: Uuid, lock: bool) -> Result<CaseRow> {
+        let q = supervision_cases::table.find(id).select(CaseRow::as_select());
+        let row = if lock { q.for_update().first(conn).await } else { q.first(conn).await };
+        row.optional()?.ok_or(Error::CaseNotFound(id))
     }
 }

@@ -92,6 +92,9 @@ impl EventPayload for catalog::ObjectionEvent {
 impl EventPayload for authorization::PlanEvent {
     const TYPE_NAME: &'static str = "platform.authorization.v1.PlanEvent";
 }
+impl EventPayload for authorization::GrantEvent {
+    const TYPE_NAME: &'static str = "platform.authorization.v1.GrantEvent";
+}
 impl EventPayload for authorization::AgreementEvent {
     const TYPE_NAME: &'static str = "platform.authorization.v1.AgreementEvent";
 }

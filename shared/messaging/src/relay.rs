@@ -70,7 +70,7 @@ impl Relay {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", kafka.linger_ms.to_string())
-            .set("message.timeout.ms", "30000")
+            .set("message.timeout.ms", kafka.message_timeout_ms.to_string())
             .create::<FutureProducer>()
             .map_err(|e| RelayError::Kafka(e.to_string()))?;
         Ok(Relay {
@@ -232,7 +232,7 @@ async fn publish(producer: &FutureProducer, metrics: &MessagingMetrics, row: &Ro
             .insert(rdkafka::message::Header { key: "event_type", value: Some(row.event_type.as_bytes()) });
         let headers = crate::trace::add_headers(headers, &trace_headers);
         let record = FutureRecord::to(&row.topic).key(&row.message_key).payload(&row.payload).headers(headers);
-        match producer.send(record, Duration::from_secs(30)).await {
+        match producer.send(record, Duration::from_secs(5)).await {
             Ok(_) => {
                 metrics.outbox_published.with_label_values(&[&row.topic]).inc();
                 Ok(())

@@ -169,6 +169,10 @@ pub struct KafkaSettings {
     pub linger_ms: u32,
     /// Consumer `fetch.wait.max.ms`.
     pub fetch_wait_max_ms: u32,
+    /// Producer `message.timeout.ms`: how long a publish may wait for the brokers before the
+    /// relay gives up on the batch and retries it.
+    #[serde(default = "default_message_timeout")]
+    pub message_timeout_ms: u32,
     /// Prepended to every topic name (e.g. `staging.`); empty in production. Tests use it so
     /// that each test has topics of its own.
     #[serde(default)]
@@ -185,6 +189,10 @@ pub struct KafkaSettings {
     /// CA bundle that signs the brokers' certificates (`ssl.ca.location`), for `ssl`/`sasl_ssl`.
     #[serde(default)]
     pub ssl_ca_location: Option<String>,
+}
+
+fn default_message_timeout() -> u32 {
+    30_000
 }
 
 fn default_protocol() -> String {

@@ -1,0 +1,419 @@
+//! Scenario data requests, grants and supervision against a real catalog, PostgreSQL and broker.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Months;
+use common::{SHAANXI, start, token};
+use platform_auth::Role;
+use platform_events::{authorization as pb, topics};
+use serde_json::{Value, json};
+
+const NANSHAN: &str = "440305";
+const ZHANGJIAKOU: &str = "130700";
+
+fn today() -> chrono::NaiveDate {
+    platform_calendar::today_in_china()
+}
+
+/// An active agreement for operator org `org-op` over `resource` (fields line_no and phone where
+/// the profile allows them).
+async fn active_agreement(p: &common::Platform, jurisdiction: &str, resource: &str, fields: &[&str]) -> String {
+    let body = json!({
+        "operator_org": "org-op", "operator_name": "运营机构",
+        "scope": [{"resource_id": resource, "fields": fields}],
+        "products": ["分析报告"],
+        "term_start": today().to_string(),
+        "term_end": today().checked_add_months(Months::new(24)).unwrap().to_string()
+    });
+    let r = p.auth_as(Role::ImplementingInstitution, jurisdiction, "POST", "/agreements", Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let why = json!({"reason": "按程序"});
+    p.auth_as(
+        Role::ImplementingInstitution,
+        jurisdiction,
+        "POST",
+        &format!("/agreements/{id}/sign"),
+        Some(why.clone()),
+    )
+    .await;
+    let r = p
+        .auth_as(Role::ImplementingInstitution, jurisdiction, "POST", &format!("/agreements/{id}/activate"), Some(why))
+        .await;
+    assert_eq!(r.body["state"], "active", "{}", r.body);
+    id
+}
+
+fn operator(jurisdiction: &str) -> String {
+    platform_testkit::token("op", jurisdiction, &[Role::Operator])
+}
+
+fn request(agreement: &str, resource: &str, fields: &[&str], justifications: Value) -> Value {
+    json!({
+        "agreement_id": agreement,
+        "scenario": "公交线网优化",
+        "scope": [{"resource_id": resource, "fields": fields, "justifications": justifications}],
+        "development_plan": "按线路聚合客流，输出优化建议",
+        "valid_until": today().checked_add_months(Months::new(6)).unwrap().to_string()
+    })
+}
+
+async fn grant_events(p: &common::Platform, n: usize) -> Vec<pb::GrantEvent> {
+    use rdkafka::Message as _;
+    let reader = platform_testkit::topic_reader(&p.auth_settings, topics::AUTHORIZATION_GRANT);
+    let mut out = Vec::new();
+    while out.len() < n {
+        let m = tokio::time::timeout(Duration::from_secs(20), reader.recv()).await.expect("grant events").unwrap();
+        out.push(
+            platform_events::Envelope::decode_checked(m.payload().unwrap())
+                .unwrap()
+                .payload_as::<pb::GrantEvent>()
+                .unwrap(),
+        );
+    }
+    out
+}
+
+async fn approve_both(p: &common::Platform, jurisdiction: &str, request: &str) -> Value {
+    let ok = json!({"decision": "approve", "opinion": "同意"});
+    let r = p
+        .auth_as(
+            Role::ImplementingInstitution,
+            jurisdiction,
+            "POST",
+            &format!("/data-requests/{request}/decision"),
+            Some(ok.clone()),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["state"].as_str()),
+        (200, Some("submitted")),
+        "one approval is not enough (WF-18): {}",
+        r.body
+    );
+    let r = p
+        .auth_as(Role::DataSourceUnit, jurisdiction, "POST", &format!("/data-requests/{request}/decision"), Some(ok))
+        .await;
+    assert_eq!(r.body["state"], "approved", "{}", r.body);
+    r.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_scenario_request_becomes_a_grant_wf_18_published_with_the_full_grant() {
+    let p = start().await;
+    let res = p.resource(SHAANXI, "SX-G1", "unconditional").await;
+    let agreement = active_agreement(&p, SHAANXI, &res, &["line_no", "phone"]).await;
+    let base = p.auth.url();
+    // Sensitive fields need a justification (NS-19); fields outside the agreement are refused.
+    let r = p
+        .call(
+            &base,
+            "POST",
+            "/data-requests",
+            Some(&operator(SHAANXI)),
+            Some(request(&agreement, &res, &["line_no", "phone"], json!({}))),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["rule"].as_str(), r.body["field"].as_str()),
+        (422, Some("NS-19"), Some("scope[0].justifications.phone")),
+        "{}",
+        r.body
+    );
+    let mut outside = request(&agreement, &res, &["line_no"], json!({}));
+    outside["scope"][0]["fields"] = json!(["line_no", "date"]);
+    let r = p.call(&base, "POST", "/data-requests", Some(&operator(SHAANXI)), Some(outside)).await;
+    assert_eq!(
+        (r.status, r.body["type"].as_str(), r.body["rule"].as_str()),
+        (422, Some("/problems/outside-agreement-scope"), Some("ZJK-5"))
+    );
+    let mut too_long = request(&agreement, &res, &["line_no"], json!({}));
+    too_long["valid_until"] = json!(today().checked_add_months(Months::new(30)).unwrap().to_string());
+    let r = p.call(&base, "POST", "/data-requests", Some(&operator(SHAANXI)), Some(too_long)).await;
+    assert_eq!((r.status, r.body["type"].as_str()), (422, Some("/problems/beyond-agreement-term")));
+
+    let r = p
+        .call(
+            &base,
+            "POST",
+            "/data-requests",
+            Some(&operator(SHAANXI)),
+            Some(request(&agreement, &res, &["line_no", "phone"], json!({"phone": "按手机号去重统计客流"}))),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let rid = r.body["id"].as_str().unwrap().to_string();
+    let approved = approve_both(&p, SHAANXI, &rid).await;
+    let grant_id = approved["grant_id"].as_str().unwrap().to_string();
+    let g = p.call(&base, "GET", &format!("/grants/{grant_id}"), Some(&operator(SHAANXI)), None).await;
+    assert_eq!((g.body["state"].as_str(), g.body["min_group_size"].as_i64()), (Some("active"), Some(10)), "{}", g.body);
+
+    let events = grant_events(&p, 1).await;
+    assert_eq!(events[0].change, pb::GrantChange::Granted as i32);
+    let grant = events[0].grant.clone().unwrap();
+    assert_eq!(
+        (grant.id, grant.principal_org.as_str(), grant.scope[0].fields.clone()),
+        (grant_id, "org-op", vec!["line_no".to_string(), "phone".to_string()])
+    );
+    assert!(grant.log_retention_months >= 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditionally_open_data_in_nanshan_needs_a_compliance_report_and_a_joint_review_ns_20() {
+    let p = start().await;
+    let res = p.resource(NANSHAN, "NS-G1", "conditional").await;
+    let agreement = active_agreement(&p, NANSHAN, &res, &["line_no"]).await;
+    let base = p.auth.url();
+    let r = p
+        .call(
+            &base,
+            "POST",
+            "/data-requests",
+            Some(&operator(NANSHAN)),
+            Some(request(&agreement, &res, &["line_no"], json!({}))),
+        )
+        .await;
+    assert_eq!(r.body["needs_joint_review"], true, "{}", r.body);
+    let rid = r.body["id"].as_str().unwrap().to_string();
+    let ok = json!({"decision": "approve", "opinion": "同意"});
+    for role in [Role::ImplementingInstitution, Role::DataSourceUnit] {
+        let r = p.auth_as(role, NANSHAN, "POST", &format!("/data-requests/{rid}/decision"), Some(ok.clone())).await;
+        assert_eq!(r.body["state"], "submitted", "no grant before the joint review: {}", r.body);
+    }
+    let members = json!({"decision": "approve", "members": [
+        {"member": "张三", "org": "区政务服务和数据管理局", "opinion": "同意"},
+        {"member": "李四", "org": "区财政局", "opinion": "同意"},
+        {"member": "王五", "org": "区公安分局", "opinion": "同意，注意脱敏"}]});
+    let r = p
+        .auth_as(Role::DataAdmin, NANSHAN, "POST", &format!("/data-requests/{rid}/joint-review"), Some(members.clone()))
+        .await;
+    assert_eq!((r.status, r.body["rule"].as_str()), (422, Some("NS-20")), "the report comes first: {}", r.body);
+    let r = p
+        .call(
+            &base,
+            "POST",
+            &format!("/data-requests/{rid}/compliance-report"),
+            Some(&operator(NANSHAN)),
+            Some(json!({"report": "合规审查报告：数据用途合法、最小必要"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r =
+        p.auth_as(Role::DataAdmin, NANSHAN, "POST", &format!("/data-requests/{rid}/joint-review"), Some(members)).await;
+    assert_eq!(r.body["state"], "approved", "{}", r.body);
+    assert_eq!(r.body["joint_review"]["members"].as_array().unwrap().len(), 3, "each member's opinion is kept");
+    // In Shaanxi conditional data needs no joint review.
+    let sx = p.resource(SHAANXI, "SX-G2", "conditional").await;
+    let a2 = active_agreement(&p, SHAANXI, &sx, &["line_no"]).await;
+    let r = p
+        .call(
+            &base,
+            "POST",
+            "/data-requests",
+            Some(&operator(SHAANXI)),
+            Some(request(&a2, &sx, &["line_no"], json!({}))),
+        )
+        .await;
+    assert_eq!(r.body["needs_joint_review"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rectification_in_zhangjiakou_suspends_every_grant_of_the_operator_zjk_34_and_passing_reinstates_them() {
+    let p = start().await;
+    let r1 = p.resource(ZHANGJIAKOU, "ZJK-G1", "unconditional").await;
+    let r2 = p.resource(ZHANGJIAKOU, "ZJK-G2", "unconditional").await;
+    let a1 = active_agreement(&p, ZHANGJIAKOU, &r1, &["line_no"]).await;
+    let a2 = active_agreement(&p, ZHANGJIAKOU, &r2, &["line_no"]).await;
+    let base = p.auth.url();
+    for (a, r) in [(&a1, &r1), (&a2, &r2)] {
+        let req = p
+            .call(
+                &base,
+                "POST",
+                "/data-requests",
+                Some(&operator(ZHANGJIAKOU)),
+                Some(request(a, r, &["line_no"], json!({}))),
+            )
+            .await;
+        approve_both(&p, ZHANGJIAKOU, req.body["id"].as_str().unwrap()).await;
+    }
+    let case = p
+        .auth_as(
+            Role::DataAdmin,
+            ZHANGJIAKOU,
+            "POST",
+            "/supervision-cases",
+            Some(json!({"agreement_id": a1, "grounds": "超范围使用数据"})),
+        )
+        .await;
+    let cid = case.body["id"].as_str().unwrap().to_string();
+    let r = p
+        .auth_as(
+            Role::DataAdmin,
+            ZHANGJIAKOU,
+            "POST",
+            &format!("/supervision-cases/{cid}/rectify"),
+            Some(json!({"reason": "限期整改"})),
+        )
+        .await;
+    assert_eq!(
+        (r.body["state"].as_str(), r.body["access_rule"].as_str()),
+        (Some("rectification"), Some("ZJK-34")),
+        "{}",
+        r.body
+    );
+    let grants = p.call(&base, "GET", "/grants", Some(&operator(ZHANGJIAKOU)), None).await;
+    assert!(
+        grants.body["items"].as_array().unwrap().iter().all(|g| g["state"] == "suspended"),
+        "both agreements' grants: {}",
+        grants.body
+    );
+    let r = p
+        .auth_as(
+            Role::DataAdmin,
+            ZHANGJIAKOU,
+            "POST",
+            &format!("/supervision-cases/{cid}/pass"),
+            Some(json!({"reason": "整改到位"})),
+        )
+        .await;
+    assert_eq!(r.body["state"], "passed");
+    let grants = p.call(&base, "GET", "/grants", Some(&operator(ZHANGJIAKOU)), None).await;
+    assert!(grants.body["items"].as_array().unwrap().iter().all(|g| g["state"] == "active"));
+    let changes: Vec<i32> = grant_events(&p, 6).await.iter().map(|e| e.change).collect();
+    use pb::GrantChange as C;
+    assert_eq!(changes.iter().filter(|c| **c == C::Suspended as i32).count(), 2);
+    assert_eq!(changes.iter().filter(|c| **c == C::Reinstated as i32).count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_rectification_terminates_revokes_and_keeps_logs_six_months_sx_23_sx_33_wf_24() {
+    let p = start().await;
+    let res = p.resource(SHAANXI, "SX-G3", "unconditional").await;
+    let a = active_agreement(&p, SHAANXI, &res, &["line_no"]).await;
+    let base = p.auth.url();
+    let req = p
+        .call(
+            &base,
+            "POST",
+            "/data-requests",
+            Some(&operator(SHAANXI)),
+            Some(request(&a, &res, &["line_no"], json!({}))),
+        )
+        .await;
+    let grant_id =
+        approve_both(&p, SHAANXI, req.body["id"].as_str().unwrap()).await["grant_id"].as_str().unwrap().to_string();
+    let case = p
+        .auth_as(
+            Role::DataAdmin,
+            SHAANXI,
+            "POST",
+            "/supervision-cases",
+            Some(json!({"agreement_id": a, "grounds": "安全事件"})),
+        )
+        .await;
+    let cid = case.body["id"].as_str().unwrap().to_string();
+    // Shaanxi may close access (SX-23): a decision per case. Left open here.
+    let r = p
+        .auth_as(
+            Role::DataAdmin,
+            SHAANXI,
+            "POST",
+            &format!("/supervision-cases/{cid}/rectify"),
+            Some(json!({"reason": "整改"})),
+        )
+        .await;
+    assert!(r.body.get("access_rule").is_none_or(|v| v.is_null()), "{}", r.body);
+    let g = p.auth_as(Role::DataAdmin, SHAANXI, "GET", &format!("/grants/{grant_id}"), None).await;
+    assert_eq!(g.body["state"], "active");
+    let r = p
+        .auth_as(
+            Role::DataAdmin,
+            SHAANXI,
+            "POST",
+            &format!("/supervision-cases/{cid}/fail"),
+            Some(json!({"reason": "整改不到位"})),
+        )
+        .await;
+    assert_eq!(r.body["state"], "failed", "{}", r.body);
+    let g = p.auth_as(Role::DataAdmin, SHAANXI, "GET", &format!("/grants/{grant_id}"), None).await;
+    assert_eq!(g.body["state"], "revoked");
+    let kept: chrono::NaiveDate = g.body["logs_retained_until"].as_str().unwrap().parse().unwrap();
+    assert!(kept >= platform_calendar::add_months(today(), 6), "logs kept at least six months");
+    let ag = p.auth_as(Role::DataAdmin, SHAANXI, "GET", &format!("/agreements/{a}"), None).await;
+    assert_eq!(ag.body["state"], "terminated");
+    // The operator's data request on the terminated agreement is refused.
+    let r = p
+        .call(
+            &base,
+            "POST",
+            "/data-requests",
+            Some(&operator(SHAANXI)),
+            Some(request(&a, &res, &["line_no"], json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_is_published_through_the_outbox_and_a_restart_before_publishing_loses_nothing() {
+    let prefix = platform_testkit::topic_prefix();
+    let cdb = platform_testkit::database("catalog", catalog::MIGRATIONS).await;
+    let adb = platform_testkit::database("authorization", authorization::MIGRATIONS).await;
+    let catalog = catalog::run(platform_testkit::settings_in(&cdb, &prefix, &[])).await.unwrap();
+    let good = platform_testkit::settings_in(&adb, &prefix, &[]);
+    let auth = authorization::run(good.clone()).await.unwrap();
+    let p = common::Platform { catalog, auth, auth_settings: good.clone(), http: reqwest::Client::new() };
+    let res = p.resource(ZHANGJIAKOU, "ZJK-R", "unconditional").await;
+    let a = active_agreement(&p, ZHANGJIAKOU, &res, &["line_no"]).await;
+    let req = p
+        .call(
+            &p.auth.url(),
+            "POST",
+            "/data-requests",
+            Some(&operator(ZHANGJIAKOU)),
+            Some(request(&a, &res, &["line_no"], json!({}))),
+        )
+        .await;
+    approve_both(&p, ZHANGJIAKOU, req.body["id"].as_str().unwrap()).await;
+    let common::Platform { catalog, auth, .. } = p;
+    auth.stop().await;
+
+    // The same database, served by an instance that cannot reach the broker: the suspension is
+    // committed with its outbox row, and nothing is published.
+    let unreachable = platform_testkit::settings_in(
+        &adb,
+        &prefix,
+        &[("kafka.brokers", "127.0.0.1:1"), ("kafka.message_timeout_ms", "1000")],
+    );
+    let cut_off = authorization::run(unreachable).await.unwrap();
+    let http = reqwest::Client::new();
+    let case = http
+        .post(format!("{}/supervision-cases", cut_off.url()))
+        .bearer_auth(token(Role::DataAdmin, ZHANGJIAKOU))
+        .json(&json!({"agreement_id": a, "grounds": "违规"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let r = http
+        .post(format!("{}/supervision-cases/{}/rectify", cut_off.url(), case["id"].as_str().unwrap()))
+        .bearer_auth(token(Role::DataAdmin, ZHANGJIAKOU))
+        .json(&json!({"reason": "整改"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    cut_off.stop().await;
+
+    // A restart with the broker back publishes what was committed.
+    let auth = authorization::run(good.clone()).await.unwrap();
+    let p = common::Platform { catalog, auth, auth_settings: good, http };
+    let changes: Vec<i32> = grant_events(&p, 2).await.iter().map(|e| e.change).collect();
+    assert_eq!(changes, [pb::GrantChange::Granted as i32, pb::GrantChange::Suspended as i32]);
+}

@@ -317,6 +317,131 @@ async fn http_at(urls: Vec<String>, token: String, rate: u64, secs: u64) -> (f64
     (pct(&lat, 0.50), pct(&lat, 0.99), lat.len(), errors)
 }
 
+/// An authorization service with one active agreement over one resource, for (d) and (e).
+struct AuthRig {
+    running: platform_runtime::Running,
+    state: authorization::app::State,
+    agreement: uuid::Uuid,
+    resource: uuid::Uuid,
+}
+
+async fn auth_rig() -> AuthRig {
+    let db = kit::database("authorization", authorization::MIGRATIONS).await;
+    let settings = kit::settings(&db, &[("database.pool_size", "16"), ("http.workers", "2")]);
+    let running = authorization::run(settings.clone()).await.unwrap();
+    let state = authorization::app::State {
+        pool: running.pool.clone(),
+        relay: running.relay.clone(),
+        calendar: platform_calendar::Calendar::official(),
+        topic_prefix: settings.kafka.topic_prefix.clone(),
+    };
+    let (agreement, resource) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let mut c = platform_store::conn(&state.pool).await.unwrap();
+    for sql in [
+        format!(
+            "INSERT INTO catalog_resources (id, jurisdiction, code, name, version, open_category, authorizable, withdrawn, fields, event_version) \
+             VALUES ('{resource}', '610000', 'B-1', '基准资源', 1, 'unconditional', true, false, \
+             '[{{\"name\":\"a\",\"sensitivity\":\"SENSITIVITY_NONE\"}}]', 1)"
+        ),
+        format!(
+            "INSERT INTO agreements (id, jurisdiction, operator_org, operator_name, state, scope, resource_ids, products, term_start, term_end, profile_version, created_by) \
+             VALUES ('{agreement}', '610000', 'org-bench', '基准运营机构', 'active', '[{{\"resource_id\":\"{resource}\",\"fields\":[\"a\"]}}]', \
+             ARRAY['{resource}'::uuid], '[\"p\"]', current_date - 30, current_date + 700, 1, 'bench')"
+        ),
+    ] {
+        diesel::sql_query(sql).execute(&mut *c).await.unwrap();
+    }
+    AuthRig { running, state, agreement, resource }
+}
+
+impl AuthRig {
+    /// Adds `n` grants, `due` of them past their validity.
+    async fn add_grants(&self, n: usize, due: usize) {
+        let mut c = platform_store::conn(&self.state.pool).await.unwrap();
+        let request = uuid::Uuid::now_v7();
+        diesel::sql_query(format!(
+            "INSERT INTO data_requests (id, agreement_id, jurisdiction, requester_org, requested_by, scenario, scope, development_plan, valid_until, state, needs_joint_review, profile_version) \
+             VALUES ('{request}', '{}', '610000', 'org-bench', 'bench', 's', '[]', 'p', current_date + 600, 'approved', false, 1)",
+            self.agreement
+        ))
+        .execute(&mut *c)
+        .await
+        .unwrap();
+        diesel::sql_query(format!(
+            "INSERT INTO grants (id, agreement_id, request_id, jurisdiction, principal_org, operator_org, scenario, scope, min_group_size, valid_from, valid_until, state, profile_version, log_retention_months) \
+             SELECT gen_random_uuid(), '{}', '{request}', '610000', 'org-bench', 'org-bench', '场景' || i, '[]', 10, current_date - 60, \
+               CASE WHEN i <= {due} THEN current_date - 1 ELSE current_date + 30 END, 'active', 1, 6 \
+             FROM generate_series(1, {n}) AS i",
+            self.agreement
+        ))
+        .execute(&mut *c)
+        .await
+        .unwrap();
+        diesel::sql_query("ANALYZE grants").execute(&mut *c).await.unwrap();
+    }
+
+    async fn sweep(&self) -> (usize, Duration) {
+        let started = Instant::now();
+        let n = authorization::grants::expire_due(&self.state, 500).await.unwrap();
+        (n, started.elapsed())
+    }
+}
+
+/// (e) scenario request → two approvals → grant, over HTTP, `clients` at a time.
+async fn request_to_grant(rig: &AuthRig, total: usize, clients: usize) -> f64 {
+    let base = rig.running.url();
+    let operator = kit::token("op", "610000", &[Role::Operator]);
+    // The operator token's org is `org-op`; the rig's agreement belongs to it for this run.
+    {
+        let mut c = platform_store::conn(&rig.state.pool).await.unwrap();
+        diesel::sql_query(format!("UPDATE agreements SET operator_org = 'org-op' WHERE id = '{}'", rig.agreement))
+            .execute(&mut *c)
+            .await
+            .unwrap();
+    }
+    let institution = kit::token("inst", "610000", &[Role::ImplementingInstitution]);
+    let source = kit::token("src", "610000", &[Role::DataSourceUnit]);
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({
+        "agreement_id": rig.agreement, "scenario": "基准场景",
+        "scope": [{"resource_id": rig.resource, "fields": ["a"]}],
+        "development_plan": "p", "valid_until": (chrono::Utc::now() + chrono::Duration::days(100)).date_naive().to_string()
+    });
+    let started = Instant::now();
+    let tasks = (0..clients).map(|_| {
+        let (http, base, body) = (http.clone(), base.clone(), body.clone());
+        let (operator, institution, source) = (operator.clone(), institution.clone(), source.clone());
+        tokio::spawn(async move {
+            for _ in 0..total / clients {
+                let r: serde_json::Value = http
+                    .post(format!("{base}/data-requests"))
+                    .bearer_auth(&operator)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let id = r["id"].as_str().unwrap().to_string();
+                let ok = serde_json::json!({"decision": "approve", "opinion": "同意"});
+                for t in [&institution, &source] {
+                    let r = http
+                        .post(format!("{base}/data-requests/{id}/decision"))
+                        .bearer_auth(t)
+                        .json(&ok)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success());
+                }
+            }
+        })
+    });
+    futures::future::join_all(tasks).await;
+    (total / clients * clients) as f64 / started.elapsed().as_secs_f64()
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "meets target" } else { "MISSES target" }
 }
@@ -386,4 +511,37 @@ async fn main() {
     let _ = rig.stop.send(true);
     drop(rig.consumer_pool);
     rig.catalog.stop().await;
+
+    // (d) the grant expiry sweep: cost follows the number due, not the number stored.
+    let small = auth_rig().await;
+    small.add_grants(10_000, 1_000).await;
+    let (n1, t1) = small.sweep().await;
+    small.running.stop().await;
+    let big = auth_rig().await;
+    big.add_grants(100_000, 1_000).await;
+    let (n2, t2) = big.sweep().await;
+    let all = auth_rig().await;
+    all.add_grants(100_000, 100_000).await;
+    let (n4, t4) = all.sweep().await;
+    all.running.stop().await;
+    big.add_grants(100_000, 10_000).await;
+    let (n3, t3) = big.sweep().await;
+    println!(
+        "(d) grant expiry sweep: {n1} due of 10,000 stored {:.0} ms; {n2} due of 100,000 stored {:.0} ms (stored x10: x{:.1}); \
+         {n3} due of 200,000 stored {:.0} ms (due x10: x{:.1}); all {n4} of 100,000 due {:.2} s (target < 5 s): {}",
+        t1.as_secs_f64() * 1000.0,
+        t2.as_secs_f64() * 1000.0,
+        t2.as_secs_f64() / t1.as_secs_f64(),
+        t3.as_secs_f64() * 1000.0,
+        t3.as_secs_f64() / t2.as_secs_f64(),
+        t4.as_secs_f64(),
+        verdict(t4.as_secs_f64() < 5.0)
+    );
+
+    // (e) request -> grant over HTTP.
+    let rate = request_to_grant(&big, 400, 8).await;
+    println!(
+        "(e) scenario request -> two approvals -> grant over HTTP, 8 clients: {rate:.0} grants/s (3 requests each)"
+    );
+    big.running.stop().await;
 }

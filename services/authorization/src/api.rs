@@ -41,6 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/data-requests/{id}/joint-review", web::post().to(joint_review))
         .route("/grants", web::get().to(list_grants))
         .route("/grants/{id}", web::get().to(get_grant))
+        .route("/city-filings", web::get().to(list_city_filings))
         .route("/supervision-cases", web::post().to(open_case))
         .route("/supervision-cases/{id}/{action}", web::post().to(case_step));
 }
@@ -294,12 +295,23 @@ async fn case_step(
     Ok(HttpResponse::Ok().json(grants::case_step(&s, &caller, id, action, body.0).await?))
 }
 
+#[utoipa::path(get, path = "/city-filings", params(PageQuery), responses((status = 200, body = Vec<crate::city_filings::FilingRow>)),
+    security(("bearer" = [])), description = "Filings the cities under the caller's province made through city.filing.v1 (data_admin; SX-19, SX-21).")]
+async fn list_city_filings(caller: Caller, s: web::Data<State>, q: web::Query<PageQuery>) -> Reply {
+    caller.require(&[Role::DataAdmin])?;
+    let limit = q.limit.unwrap_or(app::DEFAULT_PAGE).clamp(1, app::MAX_PAGE);
+    let mut c = platform_store::conn(&s.pool).await.map_err(crate::errors::Error::from)?;
+    let rows = crate::city_filings::list(&mut c, caller.jurisdiction(), limit).await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Authorization service", description = "公共数据资源授权运营: policy profiles, implementation plans, agreements."),
     paths(list_profiles, get_profile, create_plan, list_plans, get_plan, update_plan, change_plan, plan_step,
         create_agreement, list_agreements, get_agreement, finance_opinion, request_renewal, agreement_step,
-        create_request, decide_request, compliance_report, joint_review, list_grants, get_grant, open_case, case_step),
+        create_request, decide_request, compliance_report, joint_review, list_grants, get_grant, open_case, case_step,
+        list_city_filings),
     components(schemas(Problem, ReasonBody, ChangeBody, OpinionBody, ReportBody)),
     modifiers(&BearerAuth)
 )]

@@ -135,6 +135,19 @@ pub async fn grant_changed(
     rule: &str,
 ) -> Result<()> {
     g.event_seq += 1;
+    let env = grant_envelope(g, change, actor, reason, rule);
+    platform_messaging::outbox::enqueue(conn, &format!("{topic_prefix}{}", topics::AUTHORIZATION_GRANT), &env).await?;
+    Ok(())
+}
+
+/// The envelope of a grant change; `g.event_seq` is the sequence the change gets.
+pub fn grant_envelope(
+    g: &crate::store::GrantRow,
+    change: pb::GrantChange,
+    actor: &str,
+    reason: &str,
+    rule: &str,
+) -> Envelope {
     let scope: Vec<crate::views::ScopeItem> = serde_json::from_value(g.scope.clone()).unwrap_or_default();
     let grant = pb::Grant {
         id: g.id.to_string(),
@@ -163,7 +176,7 @@ pub async fn grant_changed(
         rule: rule.into(),
         at: Some(timestamp(chrono::Utc::now())),
     };
-    let env = Envelope::wrap(
+    Envelope::wrap(
         EventMeta {
             event_type: format!("authorization.grant.{name}"),
             aggregate_id: g.id.to_string(),
@@ -172,7 +185,5 @@ pub async fn grant_changed(
             jurisdiction: g.jurisdiction.clone(),
         },
         &payload,
-    );
-    platform_messaging::outbox::enqueue(conn, &format!("{topic_prefix}{}", topics::AUTHORIZATION_GRANT), &env).await?;
-    Ok(())
+    )
 }

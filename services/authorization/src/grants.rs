@@ -397,46 +397,33 @@ pub async fn follow_agreement(
     change_grants(c, prefix, grants, &GrantMove { to, change, case: None, actor, reason, rule }).await
 }
 
-/// Expires grants past their validity, one transaction each (safe on any replica; see
-/// agreements::expire_due). Reads only rows that are due (index on valid_until).
+/// Expires grants past their validity: each batch is one statement and one transaction with
+/// its events (set-based, so the cost follows the number due, not the number stored; rows held
+/// by another sweeper are skipped, so replicas never expire a grant twice).
 pub async fn expire_due(s: &State, batch: i64) -> Result<usize> {
     let today = platform_calendar::today_in_china();
+    let topic = format!("{}{}", s.topic_prefix, platform_events::topics::AUTHORIZATION_GRANT);
     let mut done = 0;
     loop {
-        let ids = {
-            let mut c = platform_store::conn(&s.pool).await?;
-            GrantRow::due_to_expire(&mut c, today, batch).await?
-        };
-        if ids.is_empty() {
+        let topic = topic.clone();
+        let mut pooled = platform_store::conn(&s.pool).await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        let n = conn
+            .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+                let rows = GrantRow::expire_batch(c, today, batch).await?;
+                let envelopes: Vec<_> = rows
+                    .iter()
+                    .map(|g| events::grant_envelope(g, GrantChange::Expired, "scheduler", "validity ended", ""))
+                    .collect();
+                platform_messaging::outbox::enqueue_many(c, &topic, &envelopes).await?;
+                Ok(rows.len())
+            })
+            .await?;
+        done += n;
+        s.relay.wake();
+        if (n as i64) < batch {
             return Ok(done);
         }
-        for id in ids {
-            let prefix = s.topic_prefix.clone();
-            let mut pooled = platform_store::conn(&s.pool).await?;
-            let conn: &mut AsyncPgConnection = &mut pooled;
-            done += conn
-                .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
-                    let g = GrantRow::find(c, id).await?;
-                    let still_due = matches!(g.state.as_str(), "active" | "suspended") && g.valid_until < today;
-                    if !still_due {
-                        return Ok(0);
-                    }
-                    let locked = GrantRow::of_agreement_for_update(c, g.agreement_id, &["active", "suspended"]).await?;
-                    let due: Vec<GrantRow> =
-                        locked.into_iter().filter(|x| x.id == id && x.valid_until < today).collect();
-                    let m = GrantMove {
-                        to: "expired",
-                        change: GrantChange::Expired,
-                        case: None,
-                        actor: "scheduler",
-                        reason: "validity ended",
-                        rule: "",
-                    };
-                    change_grants(c, &prefix, due, &m).await
-                })
-                .await?;
-        }
-        s.relay.wake();
     }
 }
 

@@ -11,6 +11,7 @@ pub mod agreements;
 pub mod api;
 pub mod app;
 pub mod catalog_view;
+pub mod city_filings;
 pub mod domain;
 pub mod errors;
 pub mod events;
@@ -45,7 +46,12 @@ pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
         SERVICE,
         settings,
         MIGRATIONS,
-        &[topics::AUTHORIZATION_PLAN, topics::AUTHORIZATION_AGREEMENT, topics::AUTHORIZATION_GRANT],
+        &[
+            topics::AUTHORIZATION_PLAN,
+            topics::AUTHORIZATION_AGREEMENT,
+            topics::AUTHORIZATION_GRANT,
+            topics::PROVINCE_RECEIPT,
+        ],
     )
     .await?;
     let profiles = platform_policy::Profiles::built_in().map_err(|e| step_err("policy profiles")(e.to_string()))?;
@@ -53,6 +59,11 @@ pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
         app::load_profiles(&platform.pool, &profiles).await.map_err(|e| step_err("policy profiles")(e.to_string()))?;
     tracing::info!(added, "policy profile versions stored");
     platform.consume("authorization.catalog", &[topics::CATALOG_RESOURCE], Arc::new(catalog_view::CatalogView))?;
+    let filings = city_filings::CityFilings {
+        topic_prefix: topic_prefix.clone(),
+        calendar: platform_calendar::Calendar::official(),
+    };
+    platform.consume("authorization.city-filings", &[topics::CITY_FILING], Arc::new(filings))?;
     let state = app::State {
         pool: platform.pool.clone(),
         relay: platform.relay.clone(),

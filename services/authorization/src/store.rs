@@ -619,7 +619,9 @@ impl RequestRow {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Queryable, QueryableByName, Selectable, Insertable, AsChangeset, serde::Serialize, utoipa::ToSchema,
+)]
 #[diesel(table_name = grants, treat_none_as_null = true)]
 pub struct GrantRow {
     pub id: Uuid,
@@ -705,6 +707,23 @@ impl GrantRow {
             .load(conn)
             .await?)
     }
+    /// Expires up to `limit` grants past their validity in one statement, skipping rows another
+    /// sweeper holds; returns them as they are now (state expired, event sequence bumped, logs
+    /// kept for their retention from `today`). Reads only rows that are due (index on valid_until).
+    pub async fn expire_batch(conn: &mut AsyncPgConnection, today: NaiveDate, limit: i64) -> Result<Vec<GrantRow>> {
+        Ok(diesel::sql_query(
+            "UPDATE grants SET state = 'expired', suspended_by_case = NULL, event_seq = event_seq + 1, updated_at = now(), \
+               logs_retained_until = ($1::date + make_interval(months => greatest(log_retention_months, 6)))::date \
+             WHERE id IN (SELECT id FROM grants WHERE state IN ('active', 'suspended') AND valid_until < $1 \
+                          ORDER BY valid_until LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             RETURNING *",
+        )
+        .bind::<diesel::sql_types::Date, _>(today)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .load(conn)
+        .await?)
+    }
+
     /// Ids of grants past their validity, still active or suspended (index on valid_until).
     pub async fn due_to_expire(conn: &mut AsyncPgConnection, today: NaiveDate, limit: i64) -> Result<Vec<Uuid>> {
         Ok(grants::table

@@ -417,3 +417,40 @@ async fn a_suspension_is_published_through_the_outbox_and_a_restart_before_publi
     let changes: Vec<i32> = grant_events(&p, 2).await.iter().map(|e| e.change).collect();
     assert_eq!(changes, [pb::GrantChange::Granted as i32, pb::GrantChange::Suspended as i32]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_expire_on_time_once_with_their_event_and_logs_kept() {
+    let p = start().await;
+    let res = p.resource(SHAANXI, "SX-E", "unconditional").await;
+    let a = active_agreement(&p, SHAANXI, &res, &["line_no"]).await;
+    let req = p
+        .call(
+            &p.auth.url(),
+            "POST",
+            "/data-requests",
+            Some(&operator(SHAANXI)),
+            Some(request(&a, &res, &["line_no"], json!({}))),
+        )
+        .await;
+    let grant_id =
+        approve_both(&p, SHAANXI, req.body["id"].as_str().unwrap()).await["grant_id"].as_str().unwrap().to_string();
+    p.count(&format!("WITH u AS (UPDATE grants SET valid_until = current_date - 1 WHERE id = '{grant_id}' RETURNING 1) SELECT count(*) AS n FROM u")).await;
+    let state = authorization::app::State {
+        pool: p.auth.pool.clone(),
+        relay: p.auth.relay.clone(),
+        calendar: platform_calendar::Calendar::official(),
+        topic_prefix: p.auth_settings.kafka.topic_prefix.clone(),
+    };
+    // This sweep and the service's own may race: together they expire the grant exactly once.
+    let (a1, a2) =
+        tokio::join!(authorization::grants::expire_due(&state, 100), authorization::grants::expire_due(&state, 100));
+    assert!(a1.unwrap() + a2.unwrap() <= 1);
+    let g = p.auth_as(Role::DataAdmin, SHAANXI, "GET", &format!("/grants/{grant_id}"), None).await;
+    assert_eq!(g.body["state"], "expired", "{}", g.body);
+    assert_eq!(g.body["event_seq"], 2, "granted, then expired once");
+    let kept: chrono::NaiveDate = g.body["logs_retained_until"].as_str().unwrap().parse().unwrap();
+    assert!(kept >= platform_calendar::add_months(today(), 6));
+    let events = grant_events(&p, 2).await;
+    assert_eq!(events[1].change, pb::GrantChange::Expired as i32);
+    assert_eq!(events[1].grant.clone().unwrap().state, pb::GrantState::Expired as i32);
+}

@@ -20,7 +20,14 @@ pub mod platform {
             include!(concat!(env!("OUT_DIR"), "/platform.authorization.v1.rs"));
         }
     }
+    pub mod city {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/platform.city.v1.rs"));
+        }
+    }
 }
+
+pub use platform::city::v1 as city;
 
 pub use platform::authorization::v1 as authorization;
 pub use platform::catalog::v1 as catalog;
@@ -91,6 +98,12 @@ impl EventPayload for catalog::ObjectionEvent {
 }
 impl EventPayload for authorization::PlanEvent {
     const TYPE_NAME: &'static str = "platform.authorization.v1.PlanEvent";
+}
+impl EventPayload for city::CityFiling {
+    const TYPE_NAME: &'static str = "platform.city.v1.CityFiling";
+}
+impl EventPayload for city::ProvinceReceipt {
+    const TYPE_NAME: &'static str = "platform.city.v1.ProvinceReceipt";
 }
 impl EventPayload for authorization::GrantEvent {
     const TYPE_NAME: &'static str = "platform.authorization.v1.GrantEvent";

@@ -24,3 +24,25 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, topic: &str, envelope: &Envel
         .await?;
     Ok(())
 }
+
+/// Adds many envelopes for `topic` in one statement (a sweep that changes many aggregates).
+pub async fn enqueue_many(conn: &mut AsyncPgConnection, topic: &str, envelopes: &[Envelope]) -> QueryResult<()> {
+    if envelopes.is_empty() {
+        return Ok(());
+    }
+    let headers = serde_json::to_value(crate::trace::current_context_headers()).unwrap_or_default();
+    let mut rows = Vec::with_capacity(envelopes.len());
+    for e in envelopes {
+        let event_id = e.event_uuid().map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
+        rows.push((
+            outbox::event_id.eq(event_id),
+            outbox::topic.eq(topic),
+            outbox::message_key.eq(&e.aggregate_id),
+            outbox::event_type.eq(&e.event_type),
+            outbox::payload.eq(e.encode_to_vec()),
+            outbox::trace_headers.eq(headers.clone()),
+        ));
+    }
+    diesel::insert_into(outbox::table).values(rows).execute(conn).await?;
+    Ok(())
+}

@@ -397,6 +397,9 @@ pub async fn follow_agreement(
     change_grants(c, prefix, grants, &GrantMove { to, change, case: None, actor, reason, rule }).await
 }
 
+/// Grants expired per transaction by the sweep.
+pub const SWEEP_BATCH: i64 = 2000;
+
 /// Expires grants past their validity: each batch is one statement and one transaction with
 /// its events (set-based, so the cost follows the number due, not the number stored; rows held
 /// by another sweeper are skipped, so replicas never expire a grant twice).

@@ -99,7 +99,7 @@ pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
                 Ok(n) => tracing::info!(expired = n, "agreements expired"),
                 Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying"),
             }
-            match grants::expire_due(&sweeper, 500).await {
+            match grants::expire_due(&sweeper, grants::SWEEP_BATCH).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "grants expired"),
                 Err(e) => tracing::warn!(error = %e, "grant expiry sweep failed; retrying"),

@@ -403,31 +403,10 @@ pub async fn get(s: &State, caller: &Caller, id: Uuid) -> Result<Agreement> {
 }
 
 pub async fn list(s: &State, caller: &Caller, cursor: Option<&str>, limit: Option<i64>) -> Result<Page<Agreement>> {
-    let limit = match limit {
-        None => crate::app::DEFAULT_PAGE,
-        Some(n) if (1..=crate::app::MAX_PAGE).contains(&n) => n,
-        Some(_) => {
-            return Err(Error::Invalid {
-                field: "limit".into(),
-                reason: format!("must be between 1 and {}", crate::app::MAX_PAGE),
-            });
-        }
-    };
-    let after = cursor
-        .map(|c| {
-            Uuid::parse_str(c)
-                .map_err(|_| Error::Invalid { field: "cursor".into(), reason: "not a cursor of this list".into() })
-        })
-        .transpose()?;
+    let req = crate::app::PageRequest::parse(cursor, limit)?;
     let (jurisdiction, org) =
         if caller.has(Role::Operator) { (None, Some(caller.org())) } else { (Some(caller.jurisdiction()), None) };
     let mut c = platform_store::conn(&s.pool).await?;
-    let mut rows = AgreementRow::list(&mut c, jurisdiction, org, after, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };
-    Ok(Page {
-        items: rows.into_iter().map(|r| Agreement::from_row(r, Vec::new())).collect::<Result<_>>()?,
-        next_cursor,
-    })
+    let rows = AgreementRow::list(&mut c, jurisdiction, org, req.after, req.fetch()).await?;
+    req.page(rows, |r| r.id, |r| Agreement::from_row(r, Vec::new()))
 }

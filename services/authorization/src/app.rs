@@ -25,6 +25,53 @@ pub struct State {
 pub const DEFAULT_PAGE: i64 = 20;
 pub const MAX_PAGE: i64 = 200;
 
+/// A keyset page request: the rows after `after` in id order, at most `limit` of them.
+pub struct PageRequest {
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+impl PageRequest {
+    /// Checks `limit` (1..=MAX_PAGE, DEFAULT_PAGE when absent) and `cursor` (an id of a page).
+    pub fn parse(cursor: Option<&str>, limit: Option<i64>) -> Result<PageRequest> {
+        let limit = match limit {
+            None => DEFAULT_PAGE,
+            Some(n) if (1..=MAX_PAGE).contains(&n) => n,
+            Some(_) => {
+                return Err(Error::Invalid {
+                    field: "limit".into(),
+                    reason: format!("must be between 1 and {MAX_PAGE}"),
+                });
+            }
+        };
+        let after = cursor
+            .map(|c| {
+                Uuid::parse_str(c)
+                    .map_err(|_| Error::Invalid { field: "cursor".into(), reason: "not a cursor of this list".into() })
+            })
+            .transpose()?;
+        Ok(PageRequest { after, limit })
+    }
+
+    /// Rows to fetch: one more than the page, to know whether more follow.
+    pub fn fetch(&self) -> i64 {
+        self.limit + 1
+    }
+
+    /// The page of `rows` (fetched with [`PageRequest::fetch`]) with the cursor of the next one.
+    pub fn page<R, T>(
+        &self,
+        mut rows: Vec<R>,
+        id: impl Fn(&R) -> Uuid,
+        view: impl Fn(R) -> Result<T>,
+    ) -> Result<Page<T>> {
+        let more = rows.len() as i64 > self.limit;
+        rows.truncate(self.limit as usize);
+        let next_cursor = if more { rows.last().map(|r| id(r).to_string()) } else { None };
+        Ok(Page { items: rows.into_iter().map(view).collect::<Result<_>>()?, next_cursor })
+    }
+}
+
 impl State {
     async fn conn(&self) -> Result<platform_store::PooledConn> {
         Ok(platform_store::conn(&self.pool).await?)
@@ -374,23 +421,8 @@ pub async fn list_plans(
     cursor: Option<&str>,
     limit: Option<i64>,
 ) -> Result<Page<Plan>> {
-    let limit = match limit {
-        None => DEFAULT_PAGE,
-        Some(n) if (1..=MAX_PAGE).contains(&n) => n,
-        Some(_) => {
-            return Err(Error::Invalid { field: "limit".into(), reason: format!("must be between 1 and {MAX_PAGE}") });
-        }
-    };
-    let after = cursor
-        .map(|c| {
-            Uuid::parse_str(c)
-                .map_err(|_| Error::Invalid { field: "cursor".into(), reason: "not a cursor of this list".into() })
-        })
-        .transpose()?;
+    let req = PageRequest::parse(cursor, limit)?;
     let mut c = s.conn().await?;
-    let mut rows = PlanRow::list(&mut c, caller.jurisdiction(), filing_overdue_as_of, after, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };
-    Ok(Page { items: rows.into_iter().map(|r| Plan::from_row(r, Vec::new())).collect::<Result<_>>()?, next_cursor })
+    let rows = PlanRow::list(&mut c, caller.jurisdiction(), filing_overdue_as_of, req.after, req.fetch()).await?;
+    req.page(rows, |r| r.id, |r| Plan::from_row(r, Vec::new()))
 }

@@ -622,19 +622,10 @@ pub async fn list_grants(
     cursor: Option<&str>,
     limit: Option<i64>,
 ) -> Result<crate::views::Page<GrantRow>> {
-    let limit = limit.unwrap_or(crate::app::DEFAULT_PAGE).clamp(1, crate::app::MAX_PAGE);
-    let after = cursor
-        .map(|c| {
-            Uuid::parse_str(c)
-                .map_err(|_| Error::Invalid { field: "cursor".into(), reason: "not a cursor of this list".into() })
-        })
-        .transpose()?;
+    let req = crate::app::PageRequest::parse(cursor, limit)?;
     let staff = caller.has(Role::DataAdmin) || caller.has(Role::ImplementingInstitution);
     let (j, o) = if staff { (Some(caller.jurisdiction()), None) } else { (None, Some(caller.org())) };
     let mut c = platform_store::conn(&s.pool).await?;
-    let mut rows = GrantRow::list(&mut c, j, o, after, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };
-    Ok(crate::views::Page { items: rows, next_cursor })
+    let rows = GrantRow::list(&mut c, j, o, req.after, req.fetch()).await?;
+    req.page(rows, |r| r.id, Ok)
 }

@@ -344,3 +344,24 @@ async fn every_endpoint_refuses_a_missing_token_and_every_role_it_does_not_name(
     let r = p.auth_as(Role::DataAdmin, WEIFANG, "GET", &format!("/plans/{id}"), None).await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_are_listed_in_keyset_pages() {
+    let p = start().await;
+    for name in ["甲", "乙", "丙"] {
+        let r = p.auth_as(Role::ImplementingInstitution, XIAN, "POST", "/plans", Some(json!({"name": name}))).await;
+        assert_eq!(r.status, 201);
+    }
+    let first = p.auth_as(Role::DataAdmin, XIAN, "GET", "/plans?limit=2", None).await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 2);
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = p.auth_as(Role::DataAdmin, XIAN, "GET", &format!("/plans?limit=2&cursor={cursor}"), None).await;
+    let names: Vec<&str> =
+        second.body["items"].as_array().unwrap().iter().map(|i| i["contents"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["丙"]);
+    assert!(second.body.get("next_cursor").is_none());
+    let r = p.auth_as(Role::DataAdmin, XIAN, "GET", "/plans?limit=0", None).await;
+    assert_eq!((r.status, r.body["field"].as_str()), (422, Some("limit")));
+    let r = p.auth_as(Role::DataAdmin, XIAN, "GET", "/plans?cursor=x", None).await;
+    assert_eq!((r.status, r.body["field"].as_str()), (422, Some("cursor")));
+}

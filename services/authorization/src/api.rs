@@ -34,6 +34,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/agreements/{id}", web::get().to(get_agreement))
         .route("/agreements/{id}/finance-opinion", web::post().to(finance_opinion))
         .route("/agreements/{id}/renewal", web::post().to(request_renewal))
+        .route("/agreements/{id}/sub-authorizations", web::post().to(create_sub_authorization))
+        .route("/sub-authorizations", web::get().to(list_sub_authorizations))
+        .route("/sub-authorizations/{id}/report", web::post().to(report_sub_authorization))
         .route("/agreements/{id}/{action}", web::post().to(agreement_step))
         .route("/data-requests", web::post().to(create_request))
         .route("/data-requests/{id}/decision", web::post().to(decide_request))
@@ -222,7 +225,7 @@ pub struct ReportBody {
 #[utoipa::path(post, path = "/data-requests", request_body = grants::RequestInput, responses((status = 201, body = crate::store::RequestRow), (status = 422, body = Problem)),
     security(("bearer" = [])), description = "Ask for data for one scenario under an active agreement (operator; ZJK-5, NS-19).")]
 async fn create_request(caller: Caller, s: web::Data<State>, body: Json<grants::RequestInput>) -> Reply {
-    caller.require(&[Role::Operator])?;
+    caller.require(&[Role::Operator, Role::Partner])?;
     Ok(HttpResponse::Created().json(grants::request(&s, &caller, body.0).await?))
 }
 
@@ -305,13 +308,41 @@ async fn list_city_filings(caller: Caller, s: web::Data<State>, q: web::Query<Pa
     Ok(HttpResponse::Ok().json(rows))
 }
 
+#[utoipa::path(post, path = "/agreements/{id}/sub-authorizations", request_body = crate::sub_authorizations::SubAuthorizationInput,
+    responses((status = 201, body = crate::sub_authorizations::SubAuthorization), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "The primary operator sub-authorizes a partner for one scenario (operator; ZJK-17; partners never, ZJK-11; forbidden in Weifang, WF-26).")]
+async fn create_sub_authorization(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<crate::sub_authorizations::SubAuthorizationInput>,
+) -> Reply {
+    crate::sub_authorizations::refuse_partner(&caller)?;
+    caller.require(&[Role::Operator])?;
+    Ok(HttpResponse::Created().json(crate::sub_authorizations::create(&s, &caller, *id, body.0).await?))
+}
+
+#[utoipa::path(post, path = "/sub-authorizations/{id}/report", responses((status = 200, body = crate::sub_authorizations::SubAuthorization), (status = 409, body = Problem)),
+    security(("bearer" = [])), description = "Record the report to the coordination office; the sub-authorization takes effect (operator; ZJK-17).")]
+async fn report_sub_authorization(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>) -> Reply {
+    caller.require(&[Role::Operator])?;
+    Ok(HttpResponse::Ok().json(crate::sub_authorizations::report(&s, &caller, *id).await?))
+}
+
+#[utoipa::path(get, path = "/sub-authorizations", responses((status = 200, body = Vec<crate::sub_authorizations::SubAuthorization>)),
+    security(("bearer" = [])), description = "Sub-authorizations: an operator's own, a partner's, or the jurisdiction's.")]
+async fn list_sub_authorizations(caller: Caller, s: web::Data<State>) -> Reply {
+    caller.require(&[Role::Operator, Role::Partner, Role::DataAdmin, Role::ImplementingInstitution])?;
+    Ok(HttpResponse::Ok().json(crate::sub_authorizations::list(&s, &caller).await?))
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Authorization service", description = "公共数据资源授权运营: policy profiles, implementation plans, agreements."),
     paths(list_profiles, get_profile, create_plan, list_plans, get_plan, update_plan, change_plan, plan_step,
         create_agreement, list_agreements, get_agreement, finance_opinion, request_renewal, agreement_step,
         create_request, decide_request, compliance_report, joint_review, list_grants, get_grant, open_case, case_step,
-        list_city_filings),
+        list_city_filings, create_sub_authorization, report_sub_authorization, list_sub_authorizations),
     components(schemas(Problem, ReasonBody, ChangeBody, OpinionBody, ReportBody)),
     modifiers(&BearerAuth)
 )]

@@ -35,6 +35,9 @@ pub struct RequestedScope {
 #[serde(deny_unknown_fields)]
 pub struct RequestInput {
     pub agreement_id: Uuid,
+    /// A partner's request names its sub-authorization (ZJK-17); the primary operator's does not.
+    #[serde(default)]
+    pub sub_authorization_id: Option<Uuid>,
     /// One scenario per request (ZJK-5).
     pub scenario: String,
     pub scope: Vec<RequestedScope>,
@@ -97,24 +100,42 @@ pub async fn request(s: &State, caller: &Caller, input: RequestInput) -> Result<
     let conn: &mut AsyncPgConnection = &mut pooled;
     conn.transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
         let a = AgreementRow::find(c, input.agreement_id, false).await?;
-        if a.operator_org != caller.org() {
-            return Err(Error::AgreementNotFound(input.agreement_id));
-        }
+        // The scope and term the requester holds: the agreement's for the primary operator, the
+        // sub-authorization's for a partner (ZJK-17).
+        let (held, until, until_rule) = match input.sub_authorization_id {
+            Some(sid) => {
+                let sub = crate::sub_authorizations::find(c, sid).await?;
+                if sub.partner_org != caller.org() || sub.agreement_id != a.id {
+                    return Err(Error::AgreementNotFound(input.agreement_id));
+                }
+                if sub.state != "effective" {
+                    return Err(refused(
+                        "sub-authorization-not-effective",
+                        "sub_authorization_id",
+                        "the sub-authorization takes effect once reported",
+                        "ZJK-17",
+                    ));
+                }
+                (sub.scope.clone(), sub.term_end, "ZJK-17")
+            }
+            None if a.operator_org == caller.org() => (a.scope.clone(), a.term_end, "SX-22"),
+            None => return Err(Error::AgreementNotFound(input.agreement_id)),
+        };
         if a.state != "active" {
             return Err(Error::Conflict {
                 state: a.state.clone(),
                 reason: "data is requested under an active agreement".into(),
             });
         }
-        if input.valid_until > a.term_end {
+        if input.valid_until > until {
             return Err(refused(
                 "beyond-agreement-term",
                 "valid_until",
-                format!("the agreement ends on {}", a.term_end),
-                "SX-22",
+                format!("the authorization ends on {until}"),
+                until_rule,
             ));
         }
-        let granted: Vec<ScopeItem> = serde_json::from_value(a.scope.clone()).unwrap_or_default();
+        let granted: Vec<ScopeItem> = serde_json::from_value(held).unwrap_or_default();
         let ids: Vec<Uuid> = input.scope.iter().map(|x| x.resource_id).collect();
         let resources = CatalogResource::find_many(c, &ids).await?;
         let mut conditional = false;
@@ -183,6 +204,7 @@ pub async fn request(s: &State, caller: &Caller, input: RequestInput) -> Result<
             profile_version: a.profile_version,
             created_at: now,
             updated_at: now,
+            sub_authorization_id: input.sub_authorization_id,
         };
         row.insert(c).await?;
         Ok(row)

@@ -17,6 +17,7 @@ pub mod errors;
 pub mod events;
 pub mod grants;
 pub mod store;
+pub mod sub_authorizations;
 pub mod views;
 
 use std::sync::Arc;

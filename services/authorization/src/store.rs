@@ -530,6 +530,7 @@ pub mod grant_schema {
             profile_version -> Integer,
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
+            sub_authorization_id -> Nullable<Uuid>,
         }
     }
 
@@ -600,6 +601,7 @@ pub struct RequestRow {
     pub profile_version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub sub_authorization_id: Option<Uuid>,
 }
 
 impl RequestRow {

@@ -454,3 +454,77 @@ async fn grants_expire_on_time_once_with_their_event_and_logs_kept() {
     assert_eq!(events[1].change, pb::GrantChange::Expired as i32);
     assert_eq!(events[1].grant.clone().unwrap().state, pb::GrantState::Expired as i32);
 }
+
+fn sub_authorization(resource: &str, fields: &[&str], months: u32) -> Value {
+    json!({
+        "partner_org": "org-partner", "partner_name": "二级开发运营主体",
+        "scenario": "景区客流预测",
+        "scope": [{"resource_id": resource, "fields": fields}],
+        "term_start": today().to_string(),
+        "term_end": today().checked_add_months(Months::new(months)).unwrap().to_string()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tiers_a_partner_works_under_a_reported_sub_authorization_zjk_17_and_never_sub_authorizes_zjk_11() {
+    let p = start().await;
+    let res = p.resource(ZHANGJIAKOU, "ZJK-T", "unconditional").await;
+    // A 24-month primary agreement; partners get at most its scope and term, and 36 months.
+    let a = active_agreement(&p, ZHANGJIAKOU, &res, &["line_no"]).await;
+    let base = p.auth.url();
+    let path = format!("/agreements/{a}/sub-authorizations");
+    let partner = platform_testkit::token("partner", ZHANGJIAKOU, &[Role::Partner]);
+    let r = p.call(&base, "POST", &path, Some(&partner), Some(sub_authorization(&res, &["line_no"], 12))).await;
+    assert_eq!((r.status, r.body["rule"].as_str()), (403, Some("ZJK-11")), "{}", r.body);
+    let r =
+        p.call(&base, "POST", &path, Some(&operator(ZHANGJIAKOU)), Some(sub_authorization(&res, &["phone"], 12))).await;
+    assert_eq!((r.status, r.body["rule"].as_str()), (422, Some("ZJK-17")), "beyond the primary's scope: {}", r.body);
+    let r = p
+        .call(&base, "POST", &path, Some(&operator(ZHANGJIAKOU)), Some(sub_authorization(&res, &["line_no"], 30)))
+        .await;
+    assert_eq!((r.status, r.body["rule"].as_str()), (422, Some("ZJK-17")), "beyond the primary's term: {}", r.body);
+    let r = p
+        .call(&base, "POST", &path, Some(&operator(ZHANGJIAKOU)), Some(sub_authorization(&res, &["line_no"], 12)))
+        .await;
+    assert_eq!((r.status, r.body["state"].as_str()), (201, Some("pending_report")), "{}", r.body);
+    let sub = r.body["id"].as_str().unwrap().to_string();
+
+    let mut ask = request(&a, &res, &["line_no"], json!({}));
+    ask["sub_authorization_id"] = json!(sub);
+    let r = p.call(&base, "POST", "/data-requests", Some(&partner), Some(ask.clone())).await;
+    assert_eq!((r.status, r.body["rule"].as_str()), (422, Some("ZJK-17")), "not before it is reported: {}", r.body);
+    let r =
+        p.call(&base, "POST", &format!("/sub-authorizations/{sub}/report"), Some(&operator(ZHANGJIAKOU)), None).await;
+    assert_eq!(r.body["state"], "effective", "{}", r.body);
+    let r = p.call(&base, "POST", "/data-requests", Some(&partner), Some(ask)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let approved = approve_both(&p, ZHANGJIAKOU, r.body["id"].as_str().unwrap()).await;
+    let g = p
+        .call(&base, "GET", &format!("/grants/{}", approved["grant_id"].as_str().unwrap()), Some(&partner), None)
+        .await;
+    assert_eq!(
+        (g.body["principal_org"].as_str(), g.body["operator_org"].as_str()),
+        (Some("org-partner"), Some("org-op"))
+    );
+    // A partner without a sub-authorization has nothing to ask under.
+    let r =
+        p.call(&base, "POST", "/data-requests", Some(&partner), Some(request(&a, &res, &["line_no"], json!({})))).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weifang_forbids_sub_authorization_wf_26() {
+    let p = start().await;
+    let res = p.resource("370700", "WF-S", "unconditional").await;
+    let a = active_agreement(&p, "370700", &res, &["line_no"]).await;
+    let r = p
+        .call(
+            &p.auth.url(),
+            "POST",
+            &format!("/agreements/{a}/sub-authorizations"),
+            Some(&operator("370700")),
+            Some(sub_authorization(&res, &["line_no"], 12)),
+        )
+        .await;
+    assert_eq!((r.status, r.body["rule"].as_str()), (422, Some("WF-26")), "{}", r.body);
+}

@@ -1,0 +1,227 @@
+//! Two tiers (一体统筹、两级授权, ZJK-11): the primary operator sub-authorizes a partner for one
+//! scenario, within its own agreement's scope and term and the profile's secondary maximum
+//! (ZJK-17: 3 years), reported to the coordination office before it takes effect where the
+//! profile says so (ZJK-17); a partner never sub-authorizes (ZJK-11); Weifang forbids
+//! sub-authorization altogether (WF-26).
+
+use chrono::{NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use platform_auth::{Caller, Role};
+use platform_problems::Problem;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::app::State;
+use crate::errors::{Error, Result};
+use crate::store::{AgreementRow, ProfileRow};
+use crate::views::ScopeItem;
+
+diesel::table! {
+    sub_authorizations (id) {
+        id -> Uuid,
+        agreement_id -> Uuid,
+        jurisdiction -> Text,
+        operator_org -> Text,
+        partner_org -> Text,
+        partner_name -> Text,
+        scenario -> Text,
+        scope -> Jsonb,
+        term_start -> Date,
+        term_end -> Date,
+        state -> Text,
+        rule -> Nullable<Text>,
+        reported_at -> Nullable<Timestamptz>,
+        created_by -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize, utoipa::ToSchema)]
+#[diesel(table_name = sub_authorizations)]
+pub struct SubAuthorization {
+    pub id: Uuid,
+    pub agreement_id: Uuid,
+    pub jurisdiction: String,
+    pub operator_org: String,
+    pub partner_org: String,
+    pub partner_name: String,
+    pub scenario: String,
+    #[schema(value_type = Object)]
+    pub scope: serde_json::Value,
+    pub term_start: NaiveDate,
+    pub term_end: NaiveDate,
+    /// `pending_report` until reported (ZJK-17), then `effective`.
+    pub state: String,
+    /// The rule that governs it (ZJK-17, NS-19...).
+    pub rule: Option<String>,
+    pub reported_at: Option<chrono::DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: chrono::DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubAuthorizationInput {
+    pub partner_org: String,
+    pub partner_name: String,
+    /// One scenario per sub-authorization (ZJK-17: 一场景一授权).
+    pub scenario: String,
+    pub scope: Vec<ScopeItem>,
+    pub term_start: NaiveDate,
+    pub term_end: NaiveDate,
+}
+
+fn refused(slug: &'static str, field: Option<&str>, reason: impl Into<String>, rule: impl Into<String>) -> Error {
+    Error::Refused { slug, field: field.map(str::to_string), reason: reason.into(), rule: rule.into() }
+}
+
+/// A partner asking to sub-authorize is refused by rule, not only by role (ZJK-11).
+pub fn refuse_partner(caller: &Caller) -> std::result::Result<(), Problem> {
+    if caller.has(Role::Partner) && !caller.has(Role::Operator) {
+        return Err(Problem::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "partner-cannot-sub-authorize",
+            "Partners cannot sub-authorize",
+        )
+        .with_rule("ZJK-11")
+        .with_detail("a partner (二级开发运营主体) may not sub-authorize; only the primary operator can"));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    s: &State,
+    caller: &Caller,
+    agreement_id: Uuid,
+    input: SubAuthorizationInput,
+) -> Result<SubAuthorization> {
+    for (field, v) in
+        [("partner_org", &input.partner_org), ("partner_name", &input.partner_name), ("scenario", &input.scenario)]
+    {
+        if v.trim().is_empty() || v.chars().count() > 200 {
+            return Err(Error::Invalid { field: field.into(), reason: "1 to 200 characters".into() });
+        }
+    }
+    if input.scope.is_empty() {
+        return Err(Error::Invalid { field: "scope".into(), reason: "at least one resource".into() });
+    }
+    let mut c = platform_store::conn(&s.pool).await?;
+    let a = AgreementRow::find(&mut c, agreement_id, false).await?;
+    if a.operator_org != caller.org() {
+        return Err(Error::AgreementNotFound(agreement_id));
+    }
+    if a.state != "active" {
+        return Err(Error::Conflict {
+            state: a.state,
+            reason: "only an active agreement can be sub-authorized".into(),
+        });
+    }
+    let profile = ProfileRow::find(&mut c, &a.jurisdiction, a.profile_version).await?.profile()?;
+    let policy = profile.values.sub_authorization.clone();
+    if let Some(p) = policy.as_ref().filter(|p| p.value == "forbidden") {
+        return Err(refused(
+            "sub-authorization-forbidden",
+            None,
+            "the operator may not sub-authorize or pass data to a third party",
+            p.rule.clone(),
+        ));
+    }
+    // Within the primary's own scope (ZJK-17).
+    let own: Vec<ScopeItem> = serde_json::from_value(a.scope.clone()).unwrap_or_default();
+    for (i, item) in input.scope.iter().enumerate() {
+        let covered = own
+            .iter()
+            .find(|o| o.resource_id == item.resource_id)
+            .is_some_and(|o| item.fields.iter().all(|f| o.fields.contains(f)));
+        if !covered || item.fields.is_empty() {
+            return Err(refused(
+                "outside-agreement-scope",
+                Some(&format!("scope[{i}]")),
+                "a partner's scope lies within the primary's own",
+                "ZJK-17",
+            ));
+        }
+    }
+    // Within the primary's term, and the secondary maximum (ZJK-17: 3 years).
+    if input.term_end <= input.term_start || input.term_start < a.term_start || input.term_end > a.term_end {
+        return Err(refused(
+            "term-not-allowed",
+            Some("term_end"),
+            format!("the term lies within the agreement's, {} to {}", a.term_start, a.term_end),
+            "ZJK-17",
+        ));
+    }
+    if let Some(max) = profile.values.secondary_max_term_months.as_ref() {
+        let limit = platform_calendar::add_months(input.term_start, max.value);
+        if input.term_end > limit {
+            return Err(refused(
+                "term-not-allowed",
+                Some("term_end"),
+                format!("a secondary authorization lasts at most {} months: it must end by {limit}", max.value),
+                max.rule.clone(),
+            ));
+        }
+    }
+    let must_report = policy.as_ref().is_some_and(|p| p.value == "after_filing");
+    let row = SubAuthorization {
+        id: Uuid::now_v7(),
+        agreement_id,
+        jurisdiction: a.jurisdiction,
+        operator_org: a.operator_org,
+        partner_org: input.partner_org.trim().into(),
+        partner_name: input.partner_name.trim().into(),
+        scenario: input.scenario.trim().into(),
+        scope: serde_json::to_value(&input.scope).unwrap_or_default(),
+        term_start: input.term_start,
+        term_end: input.term_end,
+        state: if must_report { "pending_report" } else { "effective" }.into(),
+        rule: policy.map(|p| p.rule),
+        reported_at: None,
+        created_by: caller.subject().into(),
+        created_at: Utc::now(),
+    };
+    diesel::insert_into(sub_authorizations::table).values(&row).execute(&mut *c).await?;
+    Ok(row)
+}
+
+/// The primary operator records that it reported the sub-authorization (ZJK-17); it takes effect.
+pub async fn report(s: &State, caller: &Caller, id: Uuid) -> Result<SubAuthorization> {
+    let mut c = platform_store::conn(&s.pool).await?;
+    let row = find(&mut c, id).await?;
+    if row.operator_org != caller.org() {
+        return Err(Error::Invalid { field: "id".into(), reason: "not a sub-authorization of the caller".into() });
+    }
+    if row.state != "pending_report" {
+        return Err(Error::Conflict {
+            state: row.state,
+            reason: "only a pending sub-authorization is reported".into(),
+        });
+    }
+    Ok(diesel::update(sub_authorizations::table.find(id))
+        .set((sub_authorizations::state.eq("effective"), sub_authorizations::reported_at.eq(Some(Utc::now()))))
+        .returning(SubAuthorization::as_returning())
+        .get_result(&mut *c)
+        .await?)
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<SubAuthorization> {
+    sub_authorizations::table.find(id).select(SubAuthorization::as_select()).first(conn).await.optional()?.ok_or_else(
+        || Error::Invalid { field: "sub_authorization_id".into(), reason: format!("no sub-authorization {id}") },
+    )
+}
+
+/// The caller's: operators their own, partners those granted to them, departments their
+/// jurisdiction's.
+pub async fn list(s: &State, caller: &Caller) -> Result<Vec<SubAuthorization>> {
+    let mut c = platform_store::conn(&s.pool).await?;
+    let mut q = sub_authorizations::table.select(SubAuthorization::as_select()).into_boxed();
+    if caller.has(Role::Operator) {
+        q = q.filter(sub_authorizations::operator_org.eq(caller.org().to_string()));
+    } else if caller.has(Role::Partner) {
+        q = q.filter(sub_authorizations::partner_org.eq(caller.org().to_string()));
+    } else {
+        q = q.filter(sub_authorizations::jurisdiction.eq(caller.jurisdiction().to_string()));
+    }
+    Ok(q.order(sub_authorizations::id.asc()).limit(crate::app::MAX_PAGE).load(&mut *c).await?)
+}

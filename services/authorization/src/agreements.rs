@@ -132,7 +132,7 @@ async fn record(
     actor: &str,
     reason: String,
 ) -> Result<()> {
-    let seq = AgreementStep::find_by_agreement(c, row.id).await?.len() as i32 + 1;
+    let seq = AgreementStep::next_seq(c, row.id).await?;
     let step = AgreementStep {
         agreement_id: row.id,
         seq,

@@ -302,7 +302,7 @@ async fn case_step(
     security(("bearer" = [])), description = "Filings the cities under the caller's province made through city.filing.v1 (data_admin; SX-19, SX-21).")]
 async fn list_city_filings(caller: Caller, s: web::Data<State>, q: web::Query<PageQuery>) -> Reply {
     caller.require(&[Role::DataAdmin])?;
-    let limit = q.limit.unwrap_or(app::DEFAULT_PAGE).clamp(1, app::MAX_PAGE);
+    let limit = q.limit.unwrap_or(platform_runtime::paging::DEFAULT_PAGE).clamp(1, platform_runtime::paging::MAX_PAGE);
     let mut c = platform_store::conn(&s.pool).await.map_err(crate::errors::Error::from)?;
     let rows = crate::city_filings::list(&mut c, caller.jurisdiction(), limit).await?;
     Ok(HttpResponse::Ok().json(rows))

@@ -12,7 +12,8 @@ use crate::domain::plan::{self, PlanAction, PlanContents, PlanState};
 use crate::errors::{Error, Result};
 use crate::events;
 use crate::store::{CatalogResource, PlanRow, PlanStep, ProfileRow};
-use crate::views::{JurisdictionProfile, Page, Plan};
+use crate::views::{JurisdictionProfile, Plan};
+use platform_runtime::paging::{Page, page_size};
 
 #[derive(Clone)]
 pub struct State {
@@ -22,53 +23,33 @@ pub struct State {
     pub topic_prefix: String,
 }
 
-pub const DEFAULT_PAGE: i64 = 20;
-pub const MAX_PAGE: i64 = 200;
-
-/// A keyset page request: the rows after `after` in id order, at most `limit` of them.
+/// A keyset page request over ids: the rows after `after` in id order, `size` of them.
 pub struct PageRequest {
     pub after: Option<Uuid>,
-    pub limit: i64,
+    pub size: i64,
 }
 
 impl PageRequest {
-    /// Checks `limit` (1..=MAX_PAGE, DEFAULT_PAGE when absent) and `cursor` (an id of a page).
+    /// Checks the page size (shared rule) and the cursor (an id of this list).
     pub fn parse(cursor: Option<&str>, limit: Option<i64>) -> Result<PageRequest> {
-        let limit = match limit {
-            None => DEFAULT_PAGE,
-            Some(n) if (1..=MAX_PAGE).contains(&n) => n,
-            Some(_) => {
-                return Err(Error::Invalid {
-                    field: "limit".into(),
-                    reason: format!("must be between 1 and {MAX_PAGE}"),
-                });
-            }
-        };
+        let size = page_size(limit)?;
         let after = cursor
             .map(|c| {
                 Uuid::parse_str(c)
                     .map_err(|_| Error::Invalid { field: "cursor".into(), reason: "not a cursor of this list".into() })
             })
             .transpose()?;
-        Ok(PageRequest { after, limit })
+        Ok(PageRequest { after, size })
     }
 
     /// Rows to fetch: one more than the page, to know whether more follow.
     pub fn fetch(&self) -> i64 {
-        self.limit + 1
+        self.size + 1
     }
 
-    /// The page of `rows` (fetched with [`PageRequest::fetch`]) with the cursor of the next one.
-    pub fn page<R, T>(
-        &self,
-        mut rows: Vec<R>,
-        id: impl Fn(&R) -> Uuid,
-        view: impl Fn(R) -> Result<T>,
-    ) -> Result<Page<T>> {
-        let more = rows.len() as i64 > self.limit;
-        rows.truncate(self.limit as usize);
-        let next_cursor = if more { rows.last().map(|r| id(r).to_string()) } else { None };
-        Ok(Page { items: rows.into_iter().map(view).collect::<Result<_>>()?, next_cursor })
+    /// The page of `rows` (fetched with [`PageRequest::fetch`]).
+    pub fn page<R, T>(&self, rows: Vec<R>, id: impl Fn(&R) -> Uuid, view: impl Fn(R) -> Result<T>) -> Result<Page<T>> {
+        Page::from_fetched(rows, self.size, |r| id(r).to_string(), view)
     }
 }
 
@@ -253,7 +234,7 @@ async fn record(
     actor: &str,
     reason: String,
 ) -> Result<()> {
-    let seq = PlanStep::find_by_plan(c, row.id).await?.len() as i32 + 1;
+    let seq = PlanStep::next_seq(c, row.id).await?;
     let step = PlanStep {
         plan_id: row.id,
         seq,

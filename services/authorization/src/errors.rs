@@ -134,10 +134,7 @@ impl From<Error> for Problem {
                     ))
             }
             Error::Problem(p) => p,
-            Error::Store(platform_store::StoreError::Pool(e)) => {
-                tracing::error!(error = %e, "database unavailable");
-                Problem::unavailable("the database is unavailable; retry shortly")
-            }
+            Error::Store(e) => e.problem(),
             other => {
                 tracing::error!(error = %other, "internal error");
                 Problem::internal()

@@ -334,6 +334,16 @@ impl PlanStep {
         Ok(())
     }
 
+    /// The number the next step of plan `id` gets (the plan row is locked by the caller).
+    pub async fn next_seq(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i32> {
+        let last: Option<i32> = plan_steps::table
+            .filter(plan_steps::plan_id.eq(id))
+            .select(diesel::dsl::max(plan_steps::seq))
+            .get_result(conn)
+            .await?;
+        Ok(last.unwrap_or(0) + 1)
+    }
+
     pub async fn find_by_plan(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<PlanStep>> {
         Ok(plan_steps::table
             .filter(plan_steps::plan_id.eq(id))
@@ -497,6 +507,16 @@ impl AgreementStep {
     pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
         diesel::insert_into(agreement_steps::table).values(self).execute(conn).await?;
         Ok(())
+    }
+
+    /// The number the next step of agreement `id` gets (the agreement row is locked by the caller).
+    pub async fn next_seq(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i32> {
+        let last: Option<i32> = agreement_steps::table
+            .filter(agreement_steps::agreement_id.eq(id))
+            .select(diesel::dsl::max(agreement_steps::seq))
+            .get_result(conn)
+            .await?;
+        Ok(last.unwrap_or(0) + 1)
     }
 
     pub async fn find_by_agreement(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<AgreementStep>> {

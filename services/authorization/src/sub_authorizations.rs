@@ -223,5 +223,5 @@ pub async fn list(s: &State, caller: &Caller) -> Result<Vec<SubAuthorization>> {
     } else {
         q = q.filter(sub_authorizations::jurisdiction.eq(caller.jurisdiction().to_string()));
     }
-    Ok(q.order(sub_authorizations::id.asc()).limit(crate::app::MAX_PAGE).load(&mut *c).await?)
+    Ok(q.order(sub_authorizations::id.asc()).limit(platform_runtime::paging::MAX_PAGE).load(&mut *c).await?)
 }

@@ -8,12 +8,7 @@ use crate::domain::plan::{PlanContents, PlanState};
 use crate::errors::Result;
 use crate::store::{PlanRow, PlanStep, ProfileRow};
 
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
+pub use platform_runtime::paging::Page;
 
 /// A jurisdiction and one version of its effective policy profile: every value with its rule.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

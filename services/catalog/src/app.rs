@@ -18,7 +18,8 @@ use crate::domain::resource::{Action, ResourceContent, ResourceState, transition
 use crate::errors::{Error, Result};
 use crate::events;
 use crate::store::{ObjectionFilter, ObjectionRow, RegistrationRow, ResourceFilter, ResourceRow, StepRow, VersionRow};
-use crate::views::{Objection, Page, Registration, Resource, ResourceVersion};
+use crate::views::{Objection, Registration, Resource, ResourceVersion};
+use platform_runtime::paging::{Page, page_size};
 
 /// What every use case needs.
 #[derive(Clone)]
@@ -32,12 +33,6 @@ pub struct State {
 
 /// Roles that may read the published catalog: every platform role.
 pub const READERS: &[Role] = &Role::ALL;
-
-/// Items per page when the caller names no limit.
-pub const DEFAULT_PAGE: i64 = 20;
-
-/// Largest page a list returns.
-pub const MAX_PAGE: i64 = 200;
 
 impl State {
     async fn conn(&self) -> Result<platform_store::PooledConn> {
@@ -270,34 +265,8 @@ pub async fn resource_versions(s: &State, caller: &Caller, id: Uuid) -> Result<V
     Ok(VersionRow::find_by_resource(&mut c, id).await?.into_iter().map(Into::into).collect())
 }
 
-/// Turns `limit + 1` fetched rows into a page: the extra row only says that more follow.
-fn page<R, T>(
-    mut rows: Vec<R>,
-    fetched: i64,
-    cursor_of: impl Fn(&R) -> String,
-    view: impl Fn(R) -> Result<T>,
-) -> Result<Page<T>> {
-    let more = rows.len() as i64 == fetched;
-    if more {
-        rows.pop();
-    }
-    let next_cursor = if more { rows.last().map(&cursor_of) } else { None };
-    Ok(Page { items: rows.into_iter().map(view).collect::<Result<_>>()?, next_cursor })
-}
-
 fn parse_cursor(cursor: Option<&str>) -> Result<Option<Uuid>> {
     cursor.map(|c| Uuid::parse_str(c).map_err(|_| Error::BadCursor)).transpose()
-}
-
-fn page_limit(limit: Option<i64>) -> Result<i64> {
-    match limit {
-        None => Ok(DEFAULT_PAGE),
-        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        Some(_) => Err(Error::Invalid(crate::domain::resource::Invalid {
-            field: "limit".into(),
-            reason: format!("must be between 1 and {MAX_PAGE}"),
-        })),
-    }
 }
 
 /// Catalog search; unpublished states are visible only to the caller's own departments.
@@ -309,7 +278,8 @@ pub async fn search(
     limit: Option<i64>,
 ) -> Result<Page<Resource>> {
     f.after = parse_cursor(cursor)?;
-    f.limit = page_limit(limit)? + 1;
+    let size = page_size(limit)?;
+    f.limit = size + 1;
     if f.states.is_empty() {
         f.states = vec![ResourceState::Published];
     }
@@ -333,7 +303,7 @@ pub async fn search(
     }
     let mut c = s.conn().await?;
     let rows = ResourceRow::search(&mut c, &f).await?;
-    page(rows, f.limit, |r| r.id.to_string(), |r| Resource::from_row(&r))
+    Page::from_fetched(rows, size, |r| r.id.to_string(), |r| Resource::from_row(&r))
 }
 
 // ---- registration ----------------------------------------------------------------------------
@@ -391,10 +361,10 @@ pub async fn list_registrations(
     cursor: Option<&str>,
     limit: Option<i64>,
 ) -> Result<Page<Registration>> {
-    let limit = page_limit(limit)? + 1;
+    let size = page_size(limit)?;
     let mut c = s.conn().await?;
-    let rows = RegistrationRow::list(&mut c, jurisdiction, year, cursor, limit).await?;
-    page(rows, limit, |r| r.number.clone(), |r| Ok(r.into()))
+    let rows = RegistrationRow::list(&mut c, jurisdiction, year, cursor, size + 1).await?;
+    Page::from_fetched(rows, size, |r| r.number.clone(), |r| Ok(r.into()))
 }
 
 // ---- objections ------------------------------------------------------------------------------
@@ -556,9 +526,10 @@ pub async fn list_objections(
     objection_scope(caller, &mut f);
     f.overdue_on = overdue_as_of;
     f.after = parse_cursor(cursor)?;
-    f.limit = page_limit(limit)? + 1;
+    let size = page_size(limit)?;
+    f.limit = size + 1;
     let today = overdue_as_of.unwrap_or_else(platform_calendar::today_in_china);
     let mut c = s.conn().await?;
     let rows = ObjectionRow::search(&mut c, &f).await?;
-    page(rows, f.limit, |r| r.id.to_string(), |r| Objection::from_row(r, today, Vec::new()))
+    Page::from_fetched(rows, size, |r| r.id.to_string(), |r| Objection::from_row(r, today, Vec::new()))
 }

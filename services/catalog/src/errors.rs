@@ -96,16 +96,9 @@ impl From<Error> for Problem {
                 tracing::error!(error = %e, "policy profile error");
                 Problem::internal()
             }
-            Error::Store(platform_store::StoreError::Pool(e)) => {
-                tracing::error!(error = %e, "database unavailable");
-                Problem::unavailable("the database is unavailable; retry shortly")
-            }
+            Error::Store(e) => e.problem(),
             Error::Db(e) => {
                 tracing::error!(error = %e, "database error");
-                Problem::internal()
-            }
-            Error::Store(e) => {
-                tracing::error!(error = %e, "store error");
                 Problem::internal()
             }
             Error::Corrupt(e) => {

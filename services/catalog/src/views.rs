@@ -81,14 +81,6 @@ impl From<VersionRow> for ResourceVersion {
     }
 }
 
-/// One page of a list; pass `next_cursor` as `cursor` for the next page.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registration {
     /// `<jurisdiction>-<year>-<R|P>-<six-digit sequence>`, gap-free per jurisdiction and year.

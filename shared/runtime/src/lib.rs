@@ -6,6 +6,8 @@
 //! Owned here: [`Platform`] (the pieces while starting) and [`Running`] (a started service).
 //! Services, the launcher and tests import it.
 
+pub mod paging;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -35,6 +35,23 @@ pub enum StoreError {
     Name(String),
 }
 
+impl StoreError {
+    /// What a caller is told, logged with the cause: an unavailable database is a 503 to retry,
+    /// anything else an internal error (the detail stays in the log).
+    pub fn problem(&self) -> platform_problems::Problem {
+        match self {
+            StoreError::Pool(e) => {
+                tracing::error!(error = %e, "database unavailable");
+                platform_problems::Problem::unavailable("the database is unavailable; retry shortly")
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                platform_problems::Problem::internal()
+            }
+        }
+    }
+}
+
 /// Builds the pool. Connections are made lazily; [`check`] proves the database answers.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(settings.url.clone());

@@ -222,3 +222,35 @@ pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Op
         labels.iter().all(|want| pairs.contains(want)).then(|| value.parse().ok())?
     })
 }
+
+/// What a service answered: status, content type, and the body as JSON (or a JSON string of the
+/// text when it is not JSON).
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: serde_json::Value,
+}
+
+/// Calls `method base+path` with an optional bearer token and JSON body.
+pub async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Reply {
+    let mut req = http.request(method.parse().expect("HTTP method"), format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let text = resp.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Reply { status, content_type, body }
+}

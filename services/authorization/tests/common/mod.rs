@@ -36,24 +36,11 @@ pub fn token(role: Role, jurisdiction: &str) -> String {
     kit::token(&format!("{}-{jurisdiction}", role.as_str()), jurisdiction, &[role])
 }
 
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-}
+pub use kit::Reply;
 
 impl Platform {
     pub async fn call(&self, base: &str, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-        let mut req = self.http.request(method.parse().unwrap(), format!("{base}{path}"));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+        kit::call(&self.http, base, method, path, token, body).await
     }
 
     pub async fn auth_as(

@@ -11,7 +11,8 @@ use crate::app::{self, READERS, State};
 use crate::domain::objection::{ObjectionAction, ObjectionState};
 use crate::domain::resource::{OpenCategory, ResourceContent, ResourceState, SecurityGrade};
 use crate::store::{ObjectionFilter, ResourceFilter};
-use crate::views::{Objection, Page, Registration, Resource, ResourceVersion};
+use crate::views::{Objection, Registration, Resource, ResourceVersion};
+use platform_runtime::paging::Page;
 
 type Reply = Result<HttpResponse, Problem>;
 

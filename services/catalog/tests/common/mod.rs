@@ -36,28 +36,11 @@ pub fn token(role: Role) -> String {
     kit::token(&format!("{}-user", role.as_str()), SHAANXI, &[role])
 }
 
-pub struct Reply {
-    pub status: u16,
-    pub content_type: String,
-    pub body: Value,
-}
+pub use kit::Reply;
 
 impl Svc {
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.url));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let content_type =
-            resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-        let text = resp.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply { status, content_type, body }
+        kit::call(&self.http, &self.url, method, path, token, body).await
     }
 
     pub async fn as_role(&self, role: Role, method: &str, path: &str, body: Option<Value>) -> Reply {

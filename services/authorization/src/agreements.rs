@@ -49,13 +49,7 @@ async fn check(
     agreement::check_term(input.term_start, input.term_end, profile)
         .map_err(|t| refused("term-not-allowed", Some("term_end"), t.reason, t.rule))?;
     if let Some(plan_id) = input.plan_id {
-        let p = PlanRow::find(c, plan_id, false).await?;
-        if p.jurisdiction != jurisdiction || !matches!(p.state()?, plan::PlanState::Approved | plan::PlanState::Filed) {
-            return Err(Error::Invalid {
-                field: "plan_id".into(),
-                reason: "not an approved plan of this jurisdiction (SX-18)".into(),
-            });
-        }
+        approved_plan(c, jurisdiction, plan_id).await?;
     }
     let ids: Vec<Uuid> = input.scope.iter().map(|s| s.resource_id).collect();
     let found = CatalogResource::find_many(c, &ids).await?;
@@ -104,6 +98,18 @@ async fn check(
                 rule,
             ));
         }
+    }
+    Ok(())
+}
+
+/// `plan_id` is an approved (or filed) plan of `jurisdiction` (SX-18).
+pub async fn approved_plan(c: &mut AsyncPgConnection, jurisdiction: &str, plan_id: Uuid) -> Result<()> {
+    let p = PlanRow::find(c, plan_id, false).await?;
+    if p.jurisdiction != jurisdiction || !matches!(p.state()?, plan::PlanState::Approved | plan::PlanState::Filed) {
+        return Err(Error::Invalid {
+            field: "plan_id".into(),
+            reason: "not an approved plan of this jurisdiction (SX-18)".into(),
+        });
     }
     Ok(())
 }
@@ -180,11 +186,23 @@ pub async fn create(s: &State, caller: &Caller, input: AgreementInput) -> Result
                 renewal_requested_at: None,
                 termination_reason: None,
                 logs_retained_until: None,
+                selection_id: input.selection_id,
                 event_seq: 0,
                 created_by: caller.subject().into(),
                 created_at: now,
                 updated_at: now,
             };
+            if let Some(sel) = input.selection_id {
+                crate::selections::for_agreement(
+                    c,
+                    &row.jurisdiction,
+                    sel,
+                    &row.operator_org,
+                    &row.resource_ids,
+                    row.id,
+                )
+                .await?;
+            }
             row.insert(c).await?;
             record(c, &prefix, &mut row, None, caller.subject(), "drafted".into()).await?;
             Ok(row)

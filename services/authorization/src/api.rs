@@ -29,6 +29,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/plans/{id}", web::put().to(update_plan))
         .route("/plans/{id}/change", web::post().to(change_plan))
         .route("/plans/{id}/{action}", web::post().to(plan_step))
+        .route("/selections", web::post().to(announce_selection))
+        .route("/selections", web::get().to(list_selections))
+        .route("/selections/{id}", web::get().to(get_selection))
+        .route("/selections/{id}/applications", web::post().to(apply_to_selection))
+        .route("/selections/{id}/applications", web::get().to(list_applications))
+        .route("/selections/{id}/applications/{app}/evaluation", web::post().to(evaluate_application))
+        .route("/selections/{id}/award", web::post().to(award_selection))
+        .route("/selections/{id}/objections", web::post().to(raise_objection))
+        .route("/selections/{id}/objections/{objection}/decision", web::post().to(decide_objection))
         .route("/agreements", web::post().to(create_agreement))
         .route("/agreements", web::get().to(list_agreements))
         .route("/agreements/{id}", web::get().to(get_agreement))
@@ -336,13 +345,112 @@ async fn list_sub_authorizations(caller: Caller, s: web::Data<State>) -> Reply {
     Ok(HttpResponse::Ok().json(crate::sub_authorizations::list(&s, &caller).await?))
 }
 
+use crate::selections::{self as sel, Selection, SelectionView};
+
+#[utoipa::path(post, path = "/selections", request_body = sel::AnnouncementInput, responses((status = 201, body = Selection), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "Announce an operator selection: mode, scope, conditions, criteria, deadline (implementing_institution; WF-12, SX-20).")]
+async fn announce_selection(caller: Caller, s: web::Data<State>, body: Json<sel::AnnouncementInput>) -> Reply {
+    caller.require(sel::AUTHORS)?;
+    Ok(HttpResponse::Created().json(sel::announce(&s, &caller, body.0).await?))
+}
+
+#[utoipa::path(get, path = "/selections", params(PageQuery), responses((status = 200, body = Page<Selection>)),
+    security(("bearer" = [])), description = "The jurisdiction's selections; announcements are public (any role).")]
+async fn list_selections(caller: Caller, s: web::Data<State>, q: web::Query<PageQuery>) -> Reply {
+    caller.require(&Role::ALL)?;
+    Ok(HttpResponse::Ok().json(sel::list(&s, &caller, q.cursor.as_deref(), q.limit).await?))
+}
+
+#[utoipa::path(get, path = "/selections/{id}", responses((status = 200, body = SelectionView), (status = 404, body = Problem)),
+    security(("bearer" = [])), description = "One selection with its objections and whether an agreement may follow now (any role).")]
+async fn get_selection(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>) -> Reply {
+    caller.require(&Role::ALL)?;
+    Ok(HttpResponse::Ok().json(sel::get(&s, *id).await?))
+}
+
+#[utoipa::path(post, path = "/selections/{id}/applications", request_body = sel::ApplicationInput,
+    responses((status = 201, body = sel::Application), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "Apply before the deadline; eligibility by the profile (operator; WF-12, WF-13, ZJK-12, NS-11, LZ-3).")]
+async fn apply_to_selection(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<sel::ApplicationInput>,
+) -> Reply {
+    caller.require(sel::APPLICANTS)?;
+    Ok(HttpResponse::Created().json(sel::apply(&s, &caller, *id, body.0).await?))
+}
+
+#[utoipa::path(get, path = "/selections/{id}/applications", responses((status = 200, body = Vec<sel::Application>)),
+    security(("bearer" = [])), description = "The applications with declarations and scores (implementing_institution, data_admin).")]
+async fn list_applications(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>) -> Reply {
+    caller.require(sel::READERS_OF_APPLICATIONS)?;
+    Ok(HttpResponse::Ok().json(sel::applications(&s, &caller, *id).await?))
+}
+
+#[utoipa::path(post, path = "/selections/{id}/applications/{app}/evaluation", request_body = sel::EvaluationInput,
+    responses((status = 200, body = sel::Application), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "Score an application after the deadline (implementing_institution; WF-12).")]
+async fn evaluate_application(
+    caller: Caller,
+    s: web::Data<State>,
+    path: web::Path<(Uuid, Uuid)>,
+    body: Json<sel::EvaluationInput>,
+) -> Reply {
+    caller.require(sel::AUTHORS)?;
+    let (id, app) = path.into_inner();
+    Ok(HttpResponse::Ok().json(sel::evaluate(&s, &caller, id, app, body.0).await?))
+}
+
+#[utoipa::path(post, path = "/selections/{id}/award", request_body = sel::AwardInput,
+    responses((status = 200, body = Selection), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "Award the best-scored application; the public notice starts (implementing_institution; WF-12, NS-13).")]
+async fn award_selection(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<sel::AwardInput>,
+) -> Reply {
+    caller.require(sel::AUTHORS)?;
+    Ok(HttpResponse::Ok().json(sel::award(&s, &caller, *id, body.0).await?))
+}
+
+#[utoipa::path(post, path = "/selections/{id}/objections", request_body = sel::ObjectionInput,
+    responses((status = 201, body = sel::Objection), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "Object to the award while the public notice runs (any role; WF-12).")]
+async fn raise_objection(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<sel::ObjectionInput>,
+) -> Reply {
+    caller.require(&Role::ALL)?;
+    Ok(HttpResponse::Created().json(sel::object(&s, &caller, *id, body.0).await?))
+}
+
+#[utoipa::path(post, path = "/selections/{id}/objections/{objection}/decision", request_body = sel::ObjectionDecisionInput,
+    responses((status = 200, body = sel::Objection), (status = 409, body = Problem)),
+    security(("bearer" = [])), description = "Uphold (the award is annulled) or dismiss an objection (data_admin).")]
+async fn decide_objection(
+    caller: Caller,
+    s: web::Data<State>,
+    path: web::Path<(Uuid, Uuid)>,
+    body: Json<sel::ObjectionDecisionInput>,
+) -> Reply {
+    caller.require(sel::OBJECTION_DECIDERS)?;
+    let (id, objection) = path.into_inner();
+    Ok(HttpResponse::Ok().json(sel::decide_objection(&s, &caller, id, objection, body.0).await?))
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Authorization service", description = "公共数据资源授权运营: policy profiles, implementation plans, agreements."),
     paths(list_profiles, get_profile, create_plan, list_plans, get_plan, update_plan, change_plan, plan_step,
         create_agreement, list_agreements, get_agreement, finance_opinion, request_renewal, agreement_step,
         create_request, decide_request, compliance_report, joint_review, list_grants, get_grant, open_case, case_step,
-        list_city_filings, create_sub_authorization, report_sub_authorization, list_sub_authorizations),
+        list_city_filings, create_sub_authorization, report_sub_authorization, list_sub_authorizations,
+        announce_selection, list_selections, get_selection, apply_to_selection, list_applications,
+        evaluate_application, award_selection, raise_objection, decide_objection),
     components(schemas(Problem, ReasonBody, ChangeBody, OpinionBody, ReportBody)),
     modifiers(&BearerAuth)
 )]

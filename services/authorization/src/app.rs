@@ -129,11 +129,15 @@ async fn check_contents(
     if let Some(mode) = contents.mode.as_deref().filter(|m| !m.trim().is_empty()) {
         plan::check_mode(mode, profile).map_err(Error::Mode)?;
     }
-    let ids = contents.resource_ids();
+    check_resources(c, jurisdiction, &contents.resource_ids()).await
+}
+
+/// Every resource of `ids` is known, authorizable (NS-2, SX-5) and in `jurisdiction` (or below).
+pub async fn check_resources(c: &mut AsyncPgConnection, jurisdiction: &str, ids: &[Uuid]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let found = CatalogResource::find_many(c, &ids).await?;
+    let found = CatalogResource::find_many(c, ids).await?;
     let unknown: Vec<Uuid> = ids.iter().filter(|id| !found.iter().any(|r| r.id == **id)).copied().collect();
     if !unknown.is_empty() {
         return Err(Error::UnknownResources(unknown));

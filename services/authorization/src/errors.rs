@@ -17,6 +17,14 @@ pub enum Error {
     GrantNotFound(uuid::Uuid),
     #[error("supervision case {0} not found")]
     CaseNotFound(uuid::Uuid),
+    #[error("selection {0} not found")]
+    SelectionNotFound(uuid::Uuid),
+    #[error("application {0} not found")]
+    ApplicationNotFound(uuid::Uuid),
+    #[error("objection {0} not found")]
+    ObjectionNotFound(uuid::Uuid),
+    #[error("the applicant is not eligible")]
+    Ineligible(Vec<crate::domain::selection::Ineligible>),
     #[error("not allowed in state {state}: {reason}")]
     Conflict { state: String, reason: String },
     #[error("refused by {rule}: {reason}")]
@@ -61,6 +69,24 @@ impl From<Error> for Problem {
             Error::GrantNotFound(id) => Problem::not_found("grant-not-found", format!("no grant {id}")),
             Error::CaseNotFound(id) => {
                 Problem::not_found("supervision-case-not-found", format!("no supervision case {id}"))
+            }
+            Error::SelectionNotFound(id) => Problem::not_found("selection-not-found", format!("no selection {id}")),
+            Error::ApplicationNotFound(id) => {
+                Problem::not_found("application-not-found", format!("no application {id} to this selection"))
+            }
+            Error::ObjectionNotFound(id) => Problem::not_found("objection-not-found", format!("no objection {id}")),
+            Error::Ineligible(failed) => {
+                let rule = failed.first().map(|f| f.rule.clone()).unwrap_or_default();
+                let detail = failed.iter().map(|f| format!("{} ({})", f.reason, f.rule)).collect::<Vec<_>>().join("; ");
+                Problem::new(
+                    unprocessable,
+                    "operator-ineligible",
+                    "The applicant does not meet the eligibility requirements",
+                )
+                .with_field("declaration")
+                .with_rule(rule)
+                .with_detail(detail)
+                .with_errors(serde_json::json!({ "ineligible": crate::selections::ineligible_json(&failed) }))
             }
             Error::Conflict { state, reason } => {
                 Problem::new(StatusCode::CONFLICT, "invalid-state-transition", "Not allowed in the current state")

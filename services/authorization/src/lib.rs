@@ -5,7 +5,9 @@
 //! plans: the twelve contents of SX-16, feasibility review (SX-17), deliberation (SX-18),
 //! approval, filing within the profile's deadline (SX-19: one month; WF-11: 20 working days) and
 //! changes that re-enter the flow (WF-11). Events: `authorization.plan.v1`.
-//! Operator selection, agreements, grants, supervision and city filings are the rest of issue 3.
+//! Operator selection (`selections`: announcement, applications before the deadline, eligibility
+//! by profile, scores, award, public notice with objections — WF-12, WF-13, ZJK-12, NS-11…13,
+//! LZ-3), agreements, two tiers, data requests and grants, supervision and city filings follow.
 
 pub mod agreements;
 pub mod api;
@@ -16,6 +18,7 @@ pub mod domain;
 pub mod errors;
 pub mod events;
 pub mod grants;
+pub mod selections;
 pub mod store;
 pub mod sub_authorizations;
 pub mod views;

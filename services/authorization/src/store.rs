@@ -383,6 +383,7 @@ pub mod agreement_schema {
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
             logs_retained_until -> Nullable<Date>,
+            selection_id -> Nullable<Uuid>,
         }
     }
 
@@ -431,6 +432,8 @@ pub struct AgreementRow {
     pub updated_at: DateTime<Utc>,
     /// After termination or expiry: network logs are kept until this day (WF-24, ZJK-31, NS-16).
     pub logs_retained_until: Option<NaiveDate>,
+    /// The operator selection the agreement concludes (WF-12 (四)).
+    pub selection_id: Option<Uuid>,
 }
 
 impl AgreementRow {

@@ -137,6 +137,10 @@ pub struct AgreementInput {
     /// The approved implementation plan the agreement implements.
     #[serde(default)]
     pub plan_id: Option<Uuid>,
+    /// The operator selection this agreement concludes: allowed only for the awarded operator
+    /// once the public notice has ended with no objection pending (WF-12 (四), NS-13).
+    #[serde(default)]
+    pub selection_id: Option<Uuid>,
     /// The operator's organisation id (the `org` claim of its staff's tokens).
     pub operator_org: String,
     pub operator_name: String,
@@ -167,6 +171,8 @@ pub struct Agreement {
     pub jurisdiction: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection_id: Option<Uuid>,
     pub operator_org: String,
     pub operator_name: String,
     pub state: crate::domain::agreement::AgreementState,
@@ -208,6 +214,7 @@ impl Agreement {
             id: a.id,
             jurisdiction: a.jurisdiction,
             plan_id: a.plan_id,
+            selection_id: a.selection_id,
             operator_org: a.operator_org,
             operator_name: a.operator_name,
             revenue_sharing: a.revenue_sharing,

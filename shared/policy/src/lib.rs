@@ -46,6 +46,13 @@ pub struct ProfileValues {
     pub plan_filing_deadline: Option<Ruled<Period>>,
     pub agreement_filing_deadline: Option<Ruled<Period>>,
     pub security_incident_lookback_years: Option<Ruled<u32>>,
+    /// Which incidents in the look-back exclude an operator: `any` (WF-13, ZJK-12) or `major` (LZ-3).
+    pub security_incident_severity: Option<Ruled<String>>,
+    /// Whether being listed for dishonesty (失信被执行人 etc.) excludes an operator (ZJK-12, NS-11, LZ-3).
+    pub dishonesty_listing_excludes: Option<Ruled<bool>>,
+    /// How long the public notice of a selection's result runs; objections are raised inside it
+    /// and the agreement follows only after it (WF-12, NS-13).
+    pub selection_notice_period: Option<Ruled<Period>>,
     pub min_credit_rating: Option<Ruled<String>>,
     pub min_operating_years: Option<Ruled<u32>>,
     pub access_during_rectification: Option<Ruled<String>>,
@@ -162,6 +169,9 @@ impl Profiles {
             plan_filing_deadline,
             agreement_filing_deadline,
             security_incident_lookback_years,
+            security_incident_severity,
+            dishonesty_listing_excludes,
+            selection_notice_period,
             min_credit_rating,
             min_operating_years,
             access_during_rectification,

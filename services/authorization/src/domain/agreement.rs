@@ -154,15 +154,7 @@ pub fn step(from: AgreementState, action: AgreementAction) -> Result<AgreementSt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use platform_policy::Profiles;
-
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    fn profile(code: &str) -> Profile {
-        Profiles::built_in().unwrap().resolve(code).unwrap()
-    }
+    use crate::domain::testing::{d, profile};
 
     #[test]
     fn a_four_year_term_passes_in_shaanxi_sx_22_and_fails_in_nanshan_ns_15() {

@@ -38,6 +38,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/selections/{id}/award", web::post().to(award_selection))
         .route("/selections/{id}/objections", web::post().to(raise_objection))
         .route("/selections/{id}/objections/{objection}/decision", web::post().to(decide_objection))
+        .route("/operator-staff", web::post().to(register_staff))
+        .route("/operator-staff", web::get().to(list_staff))
+        .route("/operator-staff/{id}/verification", web::post().to(verify_staff))
+        .route("/operator-staff/{id}/deregister", web::post().to(deregister_staff))
         .route("/agreements", web::post().to(create_agreement))
         .route("/agreements", web::get().to(list_agreements))
         .route("/agreements/{id}", web::get().to(get_agreement))
@@ -442,6 +446,43 @@ async fn decide_objection(
     Ok(HttpResponse::Ok().json(sel::decide_objection(&s, &caller, id, objection, body.0).await?))
 }
 
+use crate::staff::{self, StaffMember};
+
+#[utoipa::path(post, path = "/operator-staff", request_body = staff::StaffInput,
+    responses((status = 201, body = StaffMember), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "Register a person of the caller's organisation with the signed confidentiality agreement (operator, partner; NS-14, WF-30).")]
+async fn register_staff(caller: Caller, s: web::Data<State>, body: Json<staff::StaffInput>) -> Reply {
+    caller.require(staff::REGISTRARS)?;
+    Ok(HttpResponse::Created().json(staff::register(&s, &caller, body.0).await?))
+}
+
+#[utoipa::path(get, path = "/operator-staff", params(PageQuery), responses((status = 200, body = Page<StaffMember>)),
+    security(("bearer" = [])), description = "Staff: one's own organisation's, or the jurisdiction's for departments.")]
+async fn list_staff(caller: Caller, s: web::Data<State>, q: web::Query<PageQuery>) -> Reply {
+    caller.require(staff::READERS)?;
+    Ok(HttpResponse::Ok().json(staff::list(&s, &caller, q.cursor.as_deref(), q.limit).await?))
+}
+
+#[utoipa::path(post, path = "/operator-staff/{id}/verification", request_body = staff::VerificationInput,
+    responses((status = 200, body = StaffMember), (status = 409, body = Problem)),
+    security(("bearer" = [])), description = "Record the real-name verification and filing (data_admin; NS-14).")]
+async fn verify_staff(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<staff::VerificationInput>,
+) -> Reply {
+    caller.require(staff::VERIFIERS)?;
+    Ok(HttpResponse::Ok().json(staff::verify(&s, &caller, *id, body.0).await?))
+}
+
+#[utoipa::path(post, path = "/operator-staff/{id}/deregister", responses((status = 200, body = StaffMember), (status = 409, body = Problem)),
+    security(("bearer" = [])), description = "The person leaves; no new grant names them (operator, partner for their own; data_admin).")]
+async fn deregister_staff(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>) -> Reply {
+    caller.require(staff::DEREGISTRARS)?;
+    Ok(HttpResponse::Ok().json(staff::deregister(&s, &caller, *id).await?))
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Authorization service", description = "公共数据资源授权运营: policy profiles, implementation plans, agreements."),
@@ -450,7 +491,8 @@ async fn decide_objection(
         create_request, decide_request, compliance_report, joint_review, list_grants, get_grant, open_case, case_step,
         list_city_filings, create_sub_authorization, report_sub_authorization, list_sub_authorizations,
         announce_selection, list_selections, get_selection, apply_to_selection, list_applications,
-        evaluate_application, award_selection, raise_objection, decide_objection),
+        evaluate_application, award_selection, raise_objection, decide_objection,
+        register_staff, list_staff, verify_staff, deregister_staff),
     components(schemas(Problem, ReasonBody, ChangeBody, OpinionBody, ReportBody)),
     modifiers(&BearerAuth)
 )]

@@ -23,6 +23,8 @@ pub enum Error {
     ApplicationNotFound(uuid::Uuid),
     #[error("objection {0} not found")]
     ObjectionNotFound(uuid::Uuid),
+    #[error("staff member {0} not found")]
+    StaffNotFound(uuid::Uuid),
     #[error("the applicant is not eligible")]
     Ineligible(Vec<crate::domain::selection::Ineligible>),
     #[error("not allowed in state {state}: {reason}")]
@@ -74,6 +76,7 @@ impl From<Error> for Problem {
             Error::ApplicationNotFound(id) => {
                 Problem::not_found("application-not-found", format!("no application {id} to this selection"))
             }
+            Error::StaffNotFound(id) => Problem::not_found("staff-not-found", format!("no staff member {id}")),
             Error::ObjectionNotFound(id) => Problem::not_found("objection-not-found", format!("no objection {id}")),
             Error::Ineligible(failed) => {
                 let rule = failed.first().map(|f| f.rule.clone()).unwrap_or_default();

@@ -248,6 +248,8 @@ async fn grant_if_complete(c: &mut AsyncPgConnection, prefix: &str, r: &mut Requ
     if !pending(r).is_empty() {
         return r.save(c).await;
     }
+    // The grant names a person: registered, real-name verified, bound by confidentiality (NS-14).
+    crate::staff::require_verified(c, &r.requester_org, &r.requested_by).await?;
     let a = AgreementRow::find(c, r.agreement_id, true).await?;
     if a.state != "active" {
         return Err(Error::Conflict { state: a.state, reason: "the agreement is no longer active".into() });

@@ -19,6 +19,7 @@ pub mod errors;
 pub mod events;
 pub mod grants;
 pub mod selections;
+pub mod staff;
 pub mod store;
 pub mod sub_authorizations;
 pub mod views;

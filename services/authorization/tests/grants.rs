@@ -44,6 +44,8 @@ async fn active_agreement(p: &common::Platform, jurisdiction: &str, resource: &s
         .auth_as(Role::ImplementingInstitution, jurisdiction, "POST", &format!("/agreements/{id}/activate"), Some(why))
         .await;
     assert_eq!(r.body["state"], "active", "{}", r.body);
+    // The operator's person who asks is verified staff (NS-14).
+    p.verified_staff(jurisdiction, "op", Role::Operator).await;
     id
 }
 
@@ -498,6 +500,7 @@ async fn two_tiers_a_partner_works_under_a_reported_sub_authorization_zjk_17_and
     assert_eq!(r.body["state"], "effective", "{}", r.body);
     let r = p.call(&base, "POST", "/data-requests", Some(&partner), Some(ask)).await;
     assert_eq!(r.status, 201, "{}", r.body);
+    p.verified_staff(ZHANGJIAKOU, "partner", Role::Partner).await;
     let approved = approve_both(&p, ZHANGJIAKOU, r.body["id"].as_str().unwrap()).await;
     let g = p
         .call(&base, "GET", &format!("/grants/{}", approved["grant_id"].as_str().unwrap()), Some(&partner), None)
@@ -527,4 +530,92 @@ async fn weifang_forbids_sub_authorization_wf_26() {
         )
         .await;
     assert_eq!((r.status, r.body["rule"].as_str()), (422, Some("WF-26")), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_names_only_registered_real_name_verified_staff_under_confidentiality_ns_14() {
+    let p = start().await;
+    let res = p.resource(NANSHAN, "NS-STAFF", "unconditional").await;
+    let a = active_agreement(&p, NANSHAN, &res, &["line_no"]).await;
+    let base = p.auth.url();
+    let staff_list = p.call(&base, "GET", "/operator-staff", Some(&operator(NANSHAN)), None).await;
+    let op_staff = staff_list.body["items"][0]["id"].as_str().unwrap().to_string();
+    // The person leaves: a grant asked for by them is refused.
+    let r =
+        p.call(&base, "POST", &format!("/operator-staff/{op_staff}/deregister"), Some(&operator(NANSHAN)), None).await;
+    assert_eq!(r.body["state"], "deregistered", "{}", r.body);
+    let ask = p
+        .call(
+            &base,
+            "POST",
+            "/data-requests",
+            Some(&operator(NANSHAN)),
+            Some(request(&a, &res, &["line_no"], json!({}))),
+        )
+        .await;
+    let rid = ask.body["id"].as_str().unwrap().to_string();
+    let ok = json!({"decision": "approve", "opinion": "同意"});
+    let decision = format!("/data-requests/{rid}/decision");
+    let decide = |role| p.auth_as(role, NANSHAN, "POST", &decision, Some(ok.clone()));
+    assert_eq!(decide(Role::ImplementingInstitution).await.body["state"], "submitted");
+    let r = decide(Role::DataSourceUnit).await;
+    assert_eq!(
+        (r.status, r.body["type"].as_str(), r.body["rule"].as_str(), r.body["field"].as_str()),
+        (422, Some("/problems/staff-not-registered"), Some("NS-14"), Some("requested_by")),
+        "{}",
+        r.body
+    );
+    // Registration needs the signed confidentiality agreement and the document's last characters.
+    let person = |reference: &str, tail: &str| {
+        json!({"subject": "op", "name": "李四", "id_document_tail": tail,
+               "confidentiality_agreement": {"reference": reference, "signed_on": today().to_string()}})
+    };
+    let r = p.call(&base, "POST", "/operator-staff", Some(&operator(NANSHAN)), Some(person(" ", "0017"))).await;
+    assert_eq!(
+        (r.status, r.body["rule"].as_str(), r.body["field"].as_str()),
+        (422, Some("NS-14"), Some("confidentiality_agreement"))
+    );
+    let r = p.call(&base, "POST", "/operator-staff", Some(&operator(NANSHAN)), Some(person("保密-7", "17"))).await;
+    assert_eq!((r.status, r.body["rule"].as_str()), (422, Some("NS-14")));
+    let r = p.call(&base, "POST", "/operator-staff", Some(&operator(NANSHAN)), Some(person("保密-7", "0017"))).await;
+    assert_eq!((r.status, r.body["state"].as_str()), (201, Some("registered")), "{}", r.body);
+    let again =
+        p.call(&base, "POST", "/operator-staff", Some(&operator(NANSHAN)), Some(person("保密-7", "0017"))).await;
+    assert_eq!(again.status, 409);
+    let staff = r.body["id"].as_str().unwrap().to_string();
+    let r = decide(Role::DataSourceUnit).await;
+    assert_eq!((r.status, r.body["type"].as_str()), (422, Some("/problems/staff-not-verified")), "{}", r.body);
+    // Another jurisdiction's department cannot verify; Nanshan's records the verification.
+    let path = format!("/operator-staff/{staff}/verification");
+    let r = p.auth_as(Role::DataAdmin, SHAANXI, "POST", &path, Some(json!({"reference": "备案-9"}))).await;
+    assert_eq!(r.status, 404);
+    let r = p.auth_as(Role::DataAdmin, NANSHAN, "POST", &path, Some(json!({"reference": "备案-9"}))).await;
+    assert_eq!(r.body["state"], "verified", "{}", r.body);
+    let r = decide(Role::DataSourceUnit).await;
+    assert_eq!(r.body["state"], "approved", "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_staff_endpoint_refuses_a_missing_token_and_every_role_it_does_not_name() {
+    let p = start().await;
+    let id = p.verified_staff(NANSHAN, "op", Role::Operator).await.unwrap();
+    let person = json!({"subject": "x", "name": "x", "id_document_tail": "0001",
+        "confidentiality_agreement": {"reference": "r", "signed_on": today().to_string()}});
+    let endpoints: Vec<(&str, String, Option<Value>, Vec<Role>)> = vec![
+        ("POST", "/operator-staff".into(), Some(person), vec![Role::Operator, Role::Partner]),
+        (
+            "GET",
+            "/operator-staff".into(),
+            None,
+            vec![Role::Operator, Role::Partner, Role::DataAdmin, Role::ImplementingInstitution],
+        ),
+        ("POST", format!("/operator-staff/{id}/verification"), Some(json!({"reference": "r"})), vec![Role::DataAdmin]),
+        (
+            "POST",
+            format!("/operator-staff/{id}/deregister"),
+            None,
+            vec![Role::Operator, Role::Partner, Role::DataAdmin],
+        ),
+    ];
+    p.assert_roles(NANSHAN, &endpoints).await;
 }

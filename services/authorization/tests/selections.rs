@@ -6,7 +6,7 @@
 mod common;
 
 use chrono::{Months, NaiveDate};
-use common::{SHAANXI, WEIFANG, start, token};
+use common::{SHAANXI, WEIFANG, start};
 use platform_auth::Role;
 use serde_json::{Value, json};
 
@@ -335,16 +335,5 @@ async fn every_selection_endpoint_refuses_a_missing_token_and_every_role_it_does
             vec![Role::DataAdmin],
         ),
     ];
-    let base = p.auth.url();
-    let nobody = platform_testkit::token("nobody", WEIFANG, &[]);
-    for (method, path, body, allowed) in &endpoints {
-        let r = p.call(&base, method, path, None, body.clone()).await;
-        assert_eq!(r.status, 401, "{method} {path} without a token");
-        for role in Role::ALL.iter().filter(|r| !allowed.contains(r)) {
-            let r = p.call(&base, method, path, Some(&token(*role, WEIFANG)), body.clone()).await;
-            assert_eq!(r.status, 403, "{method} {path} as {}", role.as_str());
-        }
-        let r = p.call(&base, method, path, Some(&nobody), body.clone()).await;
-        assert_eq!(r.status, 403, "{method} {path} with no role");
-    }
+    p.assert_roles(WEIFANG, &endpoints).await;
 }

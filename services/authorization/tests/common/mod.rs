@@ -81,6 +81,45 @@ impl Platform {
         id
     }
 
+    /// Registers `sub` (a token subject; its org is `org-{sub}`) as staff with a signed
+    /// confidentiality agreement and has the data management department verify them (NS-14).
+    /// Returns the staff id, or `None` if they were registered already.
+    pub async fn verified_staff(&self, jurisdiction: &str, sub: &str, role: Role) -> Option<String> {
+        let body = json!({
+            "subject": sub, "name": "张三", "id_document_tail": "123X",
+            "confidentiality_agreement": {"reference": "保密协议-001", "signed_on": platform_calendar::today_in_china()}
+        });
+        let own = kit::token(sub, jurisdiction, &[role]);
+        let r = self.call(&self.auth.url(), "POST", "/operator-staff", Some(&own), Some(body)).await;
+        if r.status == 409 {
+            return None;
+        }
+        assert_eq!(r.status, 201, "{}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_string();
+        let path = format!("/operator-staff/{id}/verification");
+        let r =
+            self.auth_as(Role::DataAdmin, jurisdiction, "POST", &path, Some(json!({"reference": "备案-001"}))).await;
+        assert_eq!(r.body["state"], "verified", "{}", r.body);
+        Some(id)
+    }
+
+    /// Each endpoint (method, path, body, the roles it names) answers 401 without a token and 403
+    /// to every other role and to a token with no role.
+    pub async fn assert_roles(&self, jurisdiction: &str, endpoints: &[(&str, String, Option<Value>, Vec<Role>)]) {
+        let base = self.auth.url();
+        let nobody = kit::token("nobody", jurisdiction, &[]);
+        for (method, path, body, allowed) in endpoints {
+            let r = self.call(&base, method, path, None, body.clone()).await;
+            assert_eq!(r.status, 401, "{method} {path} without a token");
+            for role in Role::ALL.iter().filter(|r| !allowed.contains(r)) {
+                let r = self.call(&base, method, path, Some(&token(*role, jurisdiction)), body.clone()).await;
+                assert_eq!(r.status, 403, "{method} {path} as {}", role.as_str());
+            }
+            let r = self.call(&base, method, path, Some(&nobody), body.clone()).await;
+            assert_eq!(r.status, 403, "{method} {path} with no role");
+        }
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         #[derive(QueryableByName)]
         struct N {

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files =
-        ["platform/envelope.proto", "platform/catalog.proto", "platform/authorization.proto", "platform/city.proto"];
+        [
+        "platform/envelope.proto", "platform/catalog.proto", "platform/authorization.proto", "platform/city.proto",
+        "platform/sandbox.proto",
+    ];
     println!("cargo:rerun-if-changed={}", root.display());
     let fds = protox::compile(files, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -25,9 +25,15 @@ pub mod platform {
             include!(concat!(env!("OUT_DIR"), "/platform.city.v1.rs"));
         }
     }
+    pub mod sandbox {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/platform.sandbox.v1.rs"));
+        }
+    }
 }
 
 pub use platform::city::v1 as city;
+pub use platform::sandbox::v1 as sandbox;
 
 pub use platform::authorization::v1 as authorization;
 pub use platform::catalog::v1 as catalog;
@@ -107,6 +113,12 @@ impl EventPayload for city::ProvinceReceipt {
 }
 impl EventPayload for authorization::GrantEvent {
     const TYPE_NAME: &'static str = "platform.authorization.v1.GrantEvent";
+}
+impl EventPayload for sandbox::UsageEvent {
+    const TYPE_NAME: &'static str = "platform.sandbox.v1.UsageEvent";
+}
+impl EventPayload for sandbox::AuditEvent {
+    const TYPE_NAME: &'static str = "platform.sandbox.v1.AuditEvent";
 }
 impl EventPayload for authorization::AgreementEvent {
     const TYPE_NAME: &'static str = "platform.authorization.v1.AgreementEvent";

@@ -1,0 +1,10 @@
+DROP TABLE refusal_alerts;
+DROP TABLE audit_head;
+DROP TABLE audit_log;
+DROP FUNCTION audit_log_append_only();
+DROP TABLE destructions;
+DROP TABLE workspaces;
+DROP TABLE masks;
+DROP TABLE datasets;
+DROP TABLE resources;
+DROP SCHEMA staged CASCADE;

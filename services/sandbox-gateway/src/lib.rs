@@ -1,0 +1,109 @@
+//! The sandbox gateway (开发环境): the only path to the data — "原始数据不出域、数据可用不可见".
+//!
+//! Data source units stream datasets in ([`datasets`]); each grant from the authorization
+//! service gets a workspace with only its granted fields, masked ([`workspaces`]); its principal
+//! sends SQL that is parsed, checked and rewritten before it runs ([`check`]), with small groups
+//! suppressed ([`suppress`]); every action goes to a hash-chained audit log ([`audit`]) and every
+//! executed query to metering ([`query`]). Events: `sandbox.usage.v1`, `sandbox.audit.v1`;
+//! consumed: `authorization.grant.v1`, `catalog.resource.v1`.
+
+pub mod api;
+pub mod app;
+pub mod audit;
+pub mod catalog_view;
+pub mod check;
+pub mod datasets;
+pub mod errors;
+pub mod limits;
+pub mod metrics;
+pub mod pgpool;
+pub mod query;
+pub mod suppress;
+pub mod workspaces;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use platform_events::topics;
+use platform_runtime::{Platform, Running, StartError};
+use platform_settings::CommonSettings;
+
+pub const SERVICE: &str = "sandbox-gateway";
+
+pub const GATEWAY_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Everything the gateway's database needs, in order.
+pub static MIGRATIONS: &[EmbeddedMigrations] = &[platform_messaging::MIGRATIONS, GATEWAY_MIGRATIONS];
+
+/// Built-in defaults (TOML); a file and `PLATFORM__…` variables override them.
+pub fn default_settings() -> String {
+    format!("{}\n", platform_settings::COMMON_DEFAULTS).replace("bind = \"127.0.0.1:0\"", "bind = \"127.0.0.1:8083\"")
+}
+
+fn step(step: &'static str) -> impl Fn(String) -> StartError {
+    move |reason| StartError::Step { service: SERVICE, step, reason }
+}
+
+/// Starts the gateway: migrations, relay, consumers of grants and resources, HTTP.
+pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
+    let topic_prefix = settings.kafka.topic_prefix.clone();
+    let data_url = settings.database.url.clone();
+    let data_size = settings.database.pool_size;
+    let publishes = [topics::SANDBOX_USAGE, topics::SANDBOX_AUDIT];
+    let mut platform = Platform::start(SERVICE, settings, MIGRATIONS, &publishes).await?;
+    let profiles = Arc::new(platform_policy::Profiles::built_in().map_err(|e| step("policy profiles")(e.to_string()))?);
+    let metrics = metrics::GatewayMetrics::new(&platform.metrics).map_err(|e| step("metrics")(e.to_string()))?;
+    let data = pgpool::pool(&data_url, data_size).map_err(step("data pool"))?;
+    platform.consume("sandbox-gateway-catalog", &[topics::CATALOG_RESOURCE], Arc::new(catalog_view::CatalogView))?;
+    let grants = workspaces::GrantHandler { profiles: profiles.clone(), topic_prefix: topic_prefix.clone() };
+    platform.consume("sandbox-gateway-grants", &[topics::AUTHORIZATION_GRANT], Arc::new(grants))?;
+    let state = app::State {
+        pool: platform.pool.clone(),
+        data,
+        relay: platform.relay.clone(),
+        profiles,
+        topic_prefix,
+        metrics,
+    };
+    let gauges = state.clone();
+    platform.spawn(move |stop| refresh_gauges(gauges, stop));
+    let data = actix_web::web::Data::new(state);
+    platform.serve(move |cfg| {
+        cfg.app_data(data.clone()).configure(api::routes);
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Keeps the business gauges current: open workspaces, and the audit chain verified every
+/// minute (an alert fires when it breaks).
+async fn refresh_gauges(state: app::State, mut stop: tokio::sync::watch::Receiver<bool>) {
+    use diesel_async::RunQueryDsl as _;
+    let mut ticks: u64 = 0;
+    loop {
+        if let Ok(mut c) = state.conn().await {
+            if let Ok(n) = diesel::sql_query("SELECT count(*) AS n FROM workspaces WHERE state = 'open'")
+                .get_result::<Count>(&mut c)
+                .await
+            {
+                state.metrics.open_workspaces.set(n.n);
+            }
+            if ticks.is_multiple_of(12) {
+                match audit::verify(&mut c).await {
+                    Ok(v) => state.metrics.audit_chain_broken.set(i64::from(!v.intact)),
+                    Err(e) => tracing::warn!(error = %e, "audit chain not verified"),
+                }
+            }
+        }
+        ticks += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Running a checked query in a grant's workspace: the check, the run as the workspace role in a
+//! read-only transaction with a statement timeout and the workspace row held `FOR SHARE` (so a
+//! suspension either waits for the query or is seen by it), small-group suppression, the audit
+//! record and the usage event (metering, `sandbox.usage.v1`).
+
+use std::time::Instant;
+
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use platform_auth::Caller;
+use platform_events::sandbox::UsageEvent;
+use platform_events::{Envelope, EventMeta, timestamp, topics};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::SERVICE;
+use crate::app::State;
+use crate::audit::{self, Record, sha256_hex};
+use crate::check::{self, GROUP_ROWS, GROUP_TOTAL, GROUP_WITHOUT, Refusal, Shape};
+use crate::errors::{Error, Result};
+use crate::limits::{MAX_RESULT_BYTES, MAX_ROWS, MAX_SQL_BYTES, STATEMENT_TIMEOUT_MS};
+use crate::suppress::{self, Group};
+use crate::workspaces::{self, WorkspaceRow, quote_ident};
+
+/// Rule cited when a closed workspace refuses a query (suspension during rectification).
+const CLOSED_RULE: &str = "ZJK-34";
+/// Rule cited when the workspace of an ended grant is asked (irreversible destruction).
+const DESTROYED_RULE: &str = "ZJK-31";
+
+/// What a query returns.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QueryOutcome {
+    pub columns: Vec<String>,
+    #[schema(value_type = Vec<Vec<Object>>)]
+    pub rows: Vec<Vec<serde_json::Value>>,
+    #[schema(value_type = Object)]
+    pub shape: Shape,
+    /// Groups left out because they were smaller than the minimum, or could single out rows.
+    pub suppressed_groups: usize,
+    pub min_group_size: i32,
+    /// The rule the minimum comes from (the profile's).
+    pub min_group_rule: String,
+    /// More rows than returned matched (the gateway's row limit or the query's LIMIT).
+    pub truncated: bool,
+    /// The audit record of this query.
+    pub audit_seq: i64,
+    /// Lineage: the relations and fields read.
+    pub relations: Vec<String>,
+    pub fields: Vec<String>,
+}
+
+fn record(caller: &Caller, grant: Uuid, sql: &str, decision: &str, rule: &str) -> Record {
+    Record {
+        principal: caller.subject().to_string(),
+        principal_org: caller.org().to_string(),
+        grant_id: Some(grant),
+        action: "query".into(),
+        query: sql.to_string(),
+        decision: decision.into(),
+        rule: rule.into(),
+        rows_read: 0,
+        rows_returned: 0,
+        result_digest: String::new(),
+    }
+}
+
+/// Records a refusal (and raises a burst alert when due), then returns the error to answer with.
+async fn refused(state: &State, ws: &WorkspaceRow, caller: &Caller, sql: &str, r: Refusal) -> Error {
+    state.metrics.queries.with_label_values(&["refused"]).inc();
+    state.metrics.refusals.with_label_values(&[r.check, r.rule]).inc();
+    let rec = record(caller, ws.grant_id, sql, "refused", r.rule);
+    if let Err(e) = write_refusal(state, ws, caller, rec).await {
+        return e;
+    }
+    Error::Refused(r)
+}
+
+async fn write_refusal(state: &State, ws: &WorkspaceRow, caller: &Caller, rec: Record) -> Result<()> {
+    let (threshold, rule) = state
+        .profiles
+        .resolve(&ws.jurisdiction)
+        .ok()
+        .and_then(|p| p.values.refusal_burst_threshold)
+        .map(|r| (r.value, r.rule))
+        .ok_or_else(|| Error::Corrupt(format!("no refusal-burst threshold for {}", ws.jurisdiction)))?;
+    let prefix = state.topic_prefix.clone();
+    let jurisdiction = ws.jurisdiction.clone();
+    let (subject, org) = (caller.subject().to_string(), caller.org().to_string());
+    let mut conn = state.conn().await?;
+    let c: &mut AsyncPgConnection = &mut conn;
+    let burst = c
+        .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+            audit::append(c, &prefix, &jurisdiction, &rec).await?;
+            Ok(audit::refusal_burst(c, &prefix, &jurisdiction, &subject, &org, threshold, &rule).await?)
+        })
+        .await?;
+    if burst {
+        state.metrics.refusal_bursts.inc();
+    }
+    state.relay.wake();
+    Ok(())
+}
+
+fn closed_refusal(state: &str) -> Refusal {
+    if state == "destroyed" {
+        Refusal {
+            check: "workspace-destroyed",
+            rule: DESTROYED_RULE,
+            message: "the workspace was destroyed when its grant ended".into(),
+            hint: "request a new grant".into(),
+        }
+    } else {
+        Refusal {
+            check: "workspace-closed",
+            rule: CLOSED_RULE,
+            message: "the workspace is closed while its grant is suspended".into(),
+            hint: "wait for the grant to be reinstated".into(),
+        }
+    }
+}
+
+fn closed_error(e: Error) -> Error {
+    match e {
+        Error::Refused(r) => Error::Closed { reason: r.message, rule: r.rule.into() },
+        other => other,
+    }
+}
+
+/// The checks alone, for the benchmark and the dry-run endpoint.
+pub fn check(ws: &WorkspaceRow, sql: &str) -> std::result::Result<check::Checked, Refusal> {
+    let relations: Vec<check::Relation> =
+        ws.relations().unwrap_or_default().iter().map(workspaces::StoredRelation::for_check).collect();
+    check::check(sql, &relations, MAX_ROWS)
+}
+
+/// Runs `sql` for `caller` in the workspace of `grant`.
+pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Result<QueryOutcome> {
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(Error::Invalid { field: "sql".into(), reason: format!("longer than {MAX_SQL_BYTES} bytes") });
+    }
+    let ws = {
+        let mut conn = state.conn().await?;
+        workspaces::load(&mut conn, grant, false).await?.ok_or(Error::WorkspaceNotFound(grant))?
+    };
+    if ws.principal_org != caller.org() {
+        // ZJK-21: use outside the authorized scope — another organisation's grant.
+        let r = Refusal {
+            check: "principal",
+            rule: check::rules::RAW_DATA,
+            message: format!("grant {grant} was not made to organisation `{}`", caller.org()),
+            hint: "query the workspaces of your own grants".into(),
+        };
+        return Err(refused(state, &ws, caller, sql, r).await);
+    }
+    if ws.state != "open" {
+        let r = closed_refusal(&ws.state);
+        let e = refused(state, &ws, caller, sql, r).await;
+        return Err(closed_error(e));
+    }
+    let started = Instant::now();
+    let checked = match check(&ws, sql) {
+        Ok(c) => c,
+        Err(r) => return Err(refused(state, &ws, caller, sql, r).await),
+    };
+    state.metrics.check_seconds.observe(started.elapsed().as_secs_f64());
+
+    let run_started = Instant::now();
+    let texts = match execute(state, &ws, &checked.sql).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            let e = refused(state, &ws, caller, sql, closed_refusal("closed")).await;
+            return Err(closed_error(e));
+        }
+        Err(Error::Data(e)) => {
+            let reason = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
+            state.metrics.queries.with_label_values(&["failed"]).inc();
+            let rec = record(caller, grant, sql, "failed", "");
+            append_with_usage(state, &ws, rec, None).await?;
+            return Err(Error::QueryFailed(reason));
+        }
+        Err(e) => return Err(e),
+    };
+    let elapsed = run_started.elapsed();
+    state.metrics.query_seconds.observe(elapsed.as_secs_f64());
+
+    let mut objects = Vec::with_capacity(texts.len());
+    let mut bytes = 0usize;
+    for t in &texts {
+        bytes += t.len();
+        if bytes > MAX_RESULT_BYTES {
+            return Err(Error::TooLarge(MAX_RESULT_BYTES));
+        }
+        let v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(t).map_err(|e| Error::Corrupt(format!("result row: {e}")))?;
+        objects.push(v);
+    }
+    let truncated = objects.len() as u64 >= checked.fetch;
+    if truncated {
+        objects.truncate((checked.fetch - 1) as usize);
+    }
+    let count =
+        |o: &serde_json::Map<String, serde_json::Value>, k: &str| o.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let (keep, rows_read) = match checked.shape {
+        Shape::Aggregate { grouped } => {
+            let groups: Vec<Group> = objects
+                .iter()
+                .map(|o| Group {
+                    n: count(o, GROUP_ROWS),
+                    total: count(o, GROUP_TOTAL),
+                    without: (0..check::MAX_CONJUNCTS)
+                        .map_while(|i| o.get(&format!("{GROUP_WITHOUT}{i}")).and_then(|v| v.as_u64()))
+                        .collect(),
+                })
+                .collect();
+            let read: u64 = groups.iter().map(|g| g.total).sum();
+            let hidden = suppress::suppressed(&groups, ws.min_group_size.max(0) as u64, grouped);
+            (hidden.into_iter().map(|h| !h).collect::<Vec<_>>(), read)
+        }
+        Shape::Rows => (vec![true; objects.len()], objects.len() as u64),
+    };
+    let suppressed_groups = keep.iter().filter(|k| !**k).count();
+    let rows: Vec<Vec<serde_json::Value>> = objects
+        .into_iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(mut o, _)| checked.columns.iter().map(|c| o.remove(c).unwrap_or(serde_json::Value::Null)).collect())
+        .collect();
+    let body = serde_json::to_vec(&rows).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let decision = if suppressed_groups > 0 { "suppressed" } else { "allowed" };
+    state.metrics.queries.with_label_values(&[decision]).inc();
+    state.metrics.suppressed_groups.inc_by(suppressed_groups as u64);
+    let rule = if suppressed_groups > 0 { ws.min_group_rule.clone() } else { String::new() };
+    let mut rec = record(caller, grant, sql, decision, &rule);
+    rec.rows_read = rows_read as i64;
+    rec.rows_returned = rows.len() as i64;
+    rec.result_digest = sha256_hex(&body);
+    let usage = UsageEvent {
+        grant_id: grant.to_string(),
+        principal: caller.subject().to_string(),
+        principal_org: caller.org().to_string(),
+        jurisdiction: ws.jurisdiction.clone(),
+        rows_scanned: rows_read,
+        rows_returned: rows.len() as u64,
+        execution_micros: elapsed.as_micros() as u64,
+        result_bytes: body.len() as u64,
+        at: Some(timestamp(chrono::Utc::now())),
+        ..Default::default()
+    };
+    let audit_seq = append_with_usage(state, &ws, rec, Some(usage)).await?;
+    Ok(QueryOutcome {
+        columns: checked.columns,
+        rows,
+        shape: checked.shape,
+        suppressed_groups,
+        min_group_size: ws.min_group_size,
+        min_group_rule: ws.min_group_rule.clone(),
+        truncated,
+        audit_seq,
+        relations: checked.relations,
+        fields: checked.fields,
+    })
+}
+
+/// The audit record and, for an executed query, its usage event, in one transaction.
+async fn append_with_usage(state: &State, ws: &WorkspaceRow, rec: Record, usage: Option<UsageEvent>) -> Result<i64> {
+    let prefix = state.topic_prefix.clone();
+    let jurisdiction = ws.jurisdiction.clone();
+    let mut conn = state.conn().await?;
+    let c: &mut AsyncPgConnection = &mut conn;
+    let seq = c
+        .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+            let seq = audit::append(c, &prefix, &jurisdiction, &rec).await?;
+            if let Some(mut u) = usage {
+                u.audit_seq = seq as u64;
+                let env = Envelope::wrap(
+                    EventMeta {
+                        event_type: "sandbox.usage.metered".into(),
+                        aggregate_id: u.grant_id.clone(),
+                        aggregate_version: seq as u64,
+                        producer: SERVICE.into(),
+                        jurisdiction: jurisdiction.clone(),
+                    },
+                    &u,
+                );
+                platform_messaging::outbox::enqueue(c, &format!("{prefix}{}", topics::SANDBOX_USAGE), &env).await?;
+            }
+            Ok(seq)
+        })
+        .await?;
+    state.relay.wake();
+    Ok(seq)
+}
+
+/// Runs the rewritten statement as the workspace role; `None` when the workspace is closed.
+async fn execute(state: &State, ws: &WorkspaceRow, sql: &str) -> Result<Option<Vec<String>>> {
+    let mut data = state.data.get().await?;
+    let tx = data.transaction().await?;
+    let row = tx
+        .query_opt(
+            "SELECT state FROM workspaces WHERE grant_id = $1::text::uuid FOR SHARE",
+            &[&ws.grant_id.to_string()],
+        )
+        .await?;
+    let open = row.is_some_and(|r| r.get::<_, String>(0) == "open");
+    if !open {
+        return Ok(None);
+    }
+    let schema = quote_ident(&ws.schema_name);
+    tx.batch_execute(&format!(
+        "SET LOCAL transaction_read_only = on; SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}; \
+         SET LOCAL search_path = {schema}; SET LOCAL ROLE {schema}"
+    ))
+    .await?;
+    let rows = tx.query(sql, &[]).await?;
+    tx.commit().await?;
+    Ok(Some(rows.iter().map(|r| r.get::<_, String>(0)).collect()))
+}

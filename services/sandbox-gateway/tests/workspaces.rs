@@ -1,0 +1,350 @@
+//! The gateway end to end against a real PostgreSQL and broker: loads, workspaces per grant,
+//! masking, checked queries with suppression, suspension, destruction, audit and metering.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use platform_auth::Role;
+use platform_events::authorization::GrantChange;
+use platform_events::sandbox::{AuditEvent, AuditKind, UsageEvent};
+use platform_events::{Envelope, topics};
+use platform_testkit as kit;
+use prost::Message as _;
+use rdkafka::Message as _;
+use serde_json::json;
+
+async fn people(p: &Platform, rows: usize, districts: usize) -> String {
+    let id = p.resource("XA-MZ-0001", "conditional", person_fields()).await;
+    let r = p.load(&id, "csv", people_csv(rows, districts)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    id
+}
+
+fn relation(p: &str) -> String {
+    let _ = p;
+    "xa_mz_0001".into()
+}
+
+#[tokio::test]
+async fn a_load_is_all_or_nothing_and_lists_rejected_lines_zjk_20() {
+    let p = start().await;
+    let id = p.resource("XA-MZ-0001", "conditional", person_fields()).await;
+    let bad = "district,age,income,id_card,phone,name\n区1,30,1.5,a,b,c\n区2,thirty,2,a,b,c\n\"区3\",40,x,a,b,c\n";
+    let r = p.load(&id, "csv", bad).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.body["type"].as_str().unwrap().rsplit('/').next(), Some("load-rejected"));
+    assert_eq!(r.body["rule"], "ZJK-20");
+    let lines: Vec<u64> = r.body["errors"].as_array().unwrap().iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, vec![3, 4]);
+    assert!(r.body["errors"][0]["reason"].as_str().unwrap().contains("age"));
+    assert_eq!(p.count("SELECT count(*) AS n FROM datasets").await, 0, "nothing stored");
+    assert_eq!(p.count("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'staged'").await, 0, "no table left");
+
+    let r = p.load(&id, "csv", "district,age,unknown\n").await;
+    assert_eq!(r.status, 422);
+    assert!(r.body["errors"].to_string().contains("unknown"), "{}", r.body);
+
+    let r = p.load(&id, "csv", people_csv(100, 4)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["dataset"]["version"], 1);
+    assert_eq!(r.body["dataset"]["row_count"], 100);
+    let jsonl = "{\"district\":\"区9\",\"age\":33,\"income\":1.25,\"id_card\":\"610101199001010011\",\"phone\":\"13900000000\",\"name\":\"李四\"}\n\n{\"district\":\"区9\",\"age\":null}\n";
+    let r = p.load(&id, "jsonl", jsonl).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!((r.body["dataset"]["version"].as_i64(), r.body["dataset"]["row_count"].as_i64()), (Some(2), Some(2)));
+    let r = p.load(&id, "jsonl", "{\"district\": [1]}\nnot json\n").await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.body["errors"].as_array().unwrap().len(), 2);
+
+    let unknown = uuid::Uuid::now_v7();
+    assert_eq!(p.load(&unknown.to_string(), "csv", "a\n").await.status, 404);
+    let versions =
+        p.call("GET", &format!("/datasets/{id}/versions"), Some(&token(Role::DataSourceUnit, XIAN)), None).await;
+    assert_eq!(versions.body.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_grant_opens_a_masked_workspace_and_aggregates_run_zjk_19() {
+    let p = start().await;
+    let id = people(&p, 200, 4).await;
+    let g = grant(&[&id], 10);
+    p.grant_event(&g, GrantChange::Granted, 1).await;
+    let ws = p.call("GET", &format!("/workspaces/{}", g.id), Some(&token(Role::Operator, XIAN)), None).await;
+    assert_eq!(ws.status, 200, "{}", ws.body);
+    assert_eq!(ws.body["state"], "open");
+    let cols = &ws.body["relations"][0]["columns"];
+    assert_eq!(cols[3]["name"], "id_card");
+    assert_eq!(cols[3]["mask"], "id_card");
+
+    // The workspace holds masked copies: region code, 3+4 phone digits, the surname.
+    let schema = format!("ws_{}", uuid::Uuid::parse_str(&g.id).unwrap().simple());
+    let masked = p
+        .count(&format!(
+            "SELECT count(*) AS n FROM {schema}.{} WHERE id_card ~ '^6101[0-9]{{2}}\\*{{12}}$' AND phone ~ '^139\\*{{4}}[0-9]{{4}}$' AND name ~ '^王\\*+$'",
+            relation(&id)
+        ))
+        .await;
+    assert_eq!(masked, 200);
+
+    let r = p
+        .query(&g, "SELECT district, count(*) AS people, count(DISTINCT id_card) AS ids, avg(age) FROM xa_mz_0001 GROUP BY district ORDER BY district")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["columns"], json!(["district", "people", "ids", "avg"]));
+    assert_eq!(r.body["rows"].as_array().unwrap().len(), 4);
+    assert_eq!(r.body["rows"][0][0], "区0");
+    assert_eq!(r.body["rows"][0][1], 50);
+    assert_eq!(r.body["suppressed_groups"], 0);
+    assert_eq!(r.body["fields"], json!(["xa_mz_0001.age", "xa_mz_0001.district", "xa_mz_0001.id_card"]));
+
+    // Another organisation's token, even an operator's, is refused and audited.
+    let other = kit::token("someone", XIAN, &[Role::Operator]);
+    let r = p.query_as(&other, &g, "SELECT count(*) FROM xa_mz_0001").await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.body["rule"], "ZJK-21");
+    assert!(
+        p.count("SELECT count(*) AS n FROM audit_log WHERE principal = 'someone' AND decision = 'refused'").await == 1
+    );
+}
+
+#[tokio::test]
+async fn small_groups_are_suppressed_with_their_cover_wf_26() {
+    let p = start().await;
+    let id = p.resource("XA-MZ-0001", "conditional", person_fields()).await;
+    // 区0: 40 rows, 区1: 30, 区2: 3 (small), 区3: 12 rows.
+    let mut csv = String::from("district,age,income,id_card,phone,name\n");
+    for (d, n) in [(0, 40), (1, 30), (2, 3), (3, 12)] {
+        for i in 0..n {
+            csv.push_str(&format!("区{d},{},1,6101011980010{d}{i:04},1390000{i:04},王{i}\n", 20 + i));
+        }
+    }
+    assert_eq!(p.load(&id, "csv", csv).await.status, 201);
+    let g = grant(&[&id], 10);
+    p.grant_event(&g, GrantChange::Granted, 1).await;
+
+    let r = p.query(&g, "SELECT district, count(*) FROM xa_mz_0001 GROUP BY district ORDER BY district").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let districts: Vec<&str> = r.body["rows"].as_array().unwrap().iter().map(|row| row[0].as_str().unwrap()).collect();
+    // 区2 is too small; alone it could be derived from the total, so the next smallest (区3) goes too.
+    assert_eq!(districts, vec!["区0", "区1"]);
+    assert_eq!(r.body["suppressed_groups"], 2);
+    assert_eq!(r.body["min_group_rule"], "WF-26");
+
+    // GROUP BY a unique key: every group has one row, all suppressed.
+    let r = p.query(&g, "SELECT income + age AS k, count(*) FROM xa_mz_0001 WHERE district = '区2' GROUP BY k").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["rows"], json!([]));
+
+    // A WHERE that singles out one person: the count of one is suppressed.
+    let r = p.query(&g, "SELECT count(*) FROM xa_mz_0001 WHERE district = '区0' AND age = 25").await;
+    assert_eq!(r.body["rows"], json!([]), "{}", r.body);
+
+    // Differencing two overlapping queries: all of 区0 (40) and all but one (39). The second
+    // leaves out fewer than k rows, so it is suppressed and the difference cannot be taken.
+    let all = p.query(&g, "SELECT count(*), avg(income) FROM xa_mz_0001 WHERE district = '区0'").await;
+    assert_eq!(all.body["rows"][0][0], 40, "{}", all.body);
+    let but_one =
+        p.query(&g, "SELECT count(*), avg(income) FROM xa_mz_0001 WHERE district = '区0' AND age <> 25").await;
+    assert_eq!(but_one.body["rows"], json!([]), "{}", but_one.body);
+    assert_eq!(but_one.body["suppressed_groups"], 1);
+
+    // LIMIT cannot enumerate groups one by one past the suppression either.
+    let r = p.query(&g, "SELECT age, count(*) FROM xa_mz_0001 GROUP BY age ORDER BY age LIMIT 1").await;
+    assert_eq!(r.body["rows"], json!([]), "{}", r.body);
+    assert!(p.count("SELECT count(*) AS n FROM audit_log WHERE decision = 'suppressed' AND rule = 'WF-26'").await >= 4);
+}
+
+#[tokio::test]
+async fn suspension_closes_at_once_and_reinstatement_reopens_zjk_34() {
+    let p = start().await;
+    let id = people(&p, 100, 2).await;
+    let g = grant(&[&id], 10);
+    p.grant_event(&g, GrantChange::Granted, 1).await;
+    let sql = "SELECT district, count(*) FROM xa_mz_0001 GROUP BY district";
+    assert_eq!(p.query(&g, sql).await.status, 200);
+
+    // Queries race the suspension: each either finishes before it is recorded or is refused;
+    // none that starts after it runs.
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let http = p.http.clone();
+            let url = format!("{}/workspaces/{}/queries", p.gateway.url(), g.id);
+            let tok = token(Role::Operator, XIAN);
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for _ in 0..40 {
+                    let r = kit::call(&http, &url, "POST", "", Some(&tok), Some(json!({ "sql": sql }))).await;
+                    outcomes.push(r.status);
+                    if r.status == 409 {
+                        break;
+                    }
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut suspended = g.clone();
+    suspended.state = platform_events::authorization::GrantState::Suspended as i32;
+    p.grant_event(&suspended, GrantChange::Suspended, 2).await;
+    // From here on the event is recorded: every query is refused.
+    let r = p.query(&g, sql).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.body["rule"], "ZJK-34");
+    for racer in racers {
+        for status in racer.await.unwrap() {
+            assert!(status == 200 || status == 409, "a racing query either ran or was refused, got {status}");
+        }
+    }
+    let closed_at = p.count("SELECT max(seq) AS n FROM audit_log WHERE action = 'close'").await;
+    let late = p
+        .count(&format!("SELECT count(*) AS n FROM audit_log WHERE action = 'query' AND decision = 'allowed' AND seq > {closed_at} AND rows_read > 0 AND at_micros > (SELECT at_micros FROM audit_log WHERE seq = {closed_at}) + 1000000"))
+        .await;
+    assert_eq!(late, 0, "no query ran well after the close");
+
+    let mut active = g.clone();
+    active.state = platform_events::authorization::GrantState::Active as i32;
+    p.grant_event(&active, GrantChange::Reinstated, 3).await;
+    assert_eq!(p.query(&g, sql).await.status, 200);
+}
+
+#[tokio::test]
+async fn revocation_destroys_the_workspace_and_records_it_zjk_31() {
+    let p = start().await;
+    let id = people(&p, 120, 3).await;
+    let g = grant(&[&id], 10);
+    p.grant_event(&g, GrantChange::Granted, 1).await;
+    let schema = format!("ws_{}", uuid::Uuid::parse_str(&g.id).unwrap().simple());
+    assert_eq!(p.count(&format!("SELECT count(*) AS n FROM pg_namespace WHERE nspname = '{schema}'")).await, 1);
+    let reader = kit::topic_reader(&p.settings, topics::SANDBOX_AUDIT);
+
+    let mut revoked = g.clone();
+    revoked.state = platform_events::authorization::GrantState::Revoked as i32;
+    p.grant_event(&revoked, GrantChange::Revoked, 2).await;
+    assert_eq!(p.count(&format!("SELECT count(*) AS n FROM pg_namespace WHERE nspname = '{schema}'")).await, 0);
+    assert_eq!(p.count(&format!("SELECT count(*) AS n FROM pg_roles WHERE rolname = '{schema}'")).await, 0);
+    assert_eq!(p.count("SELECT count(*) AS n FROM workspaces WHERE state = 'destroyed' AND logs_kept_until > now() + interval '5 months'").await, 1);
+    let r = p.call("GET", "/destructions", Some(&token(Role::DataAdmin, XIAN)), None).await;
+    assert_eq!(r.status, 200);
+    let d = &r.body["items"][0];
+    assert_eq!(d["rule"], "ZJK-31");
+    assert_eq!(d["tables"][0]["rows"], 120);
+    assert_eq!(d["tables"][0]["content_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(p.query(&g, "SELECT count(*) FROM xa_mz_0001").await.status, 409);
+
+    // The destruction record is published for supervision.
+    let ev = kit::eventually("the destruction event", Duration::from_secs(30), || async {
+        let m = tokio::time::timeout(Duration::from_millis(500), reader.recv()).await.ok()?.ok()?;
+        let env = Envelope::decode(m.payload()?).ok()?;
+        let ev: AuditEvent = env.payload_as().ok()?;
+        (ev.kind() == AuditKind::Destruction).then_some(ev)
+    })
+    .await;
+    assert_eq!(ev.destroyed[0].rows, 120);
+
+    // A redelivered revocation changes nothing.
+    p.grant_event(&revoked, GrantChange::Revoked, 2).await;
+    assert_eq!(p.count("SELECT count(*) AS n FROM destructions").await, 1);
+}
+
+#[tokio::test]
+async fn tampering_with_one_audit_row_is_found_at_that_row_wf_30() {
+    let p = start().await;
+    let id = people(&p, 60, 2).await;
+    let g = grant(&[&id], 10);
+    p.grant_event(&g, GrantChange::Granted, 1).await;
+    for _ in 0..3 {
+        p.query(&g, "SELECT district, count(*) FROM xa_mz_0001 GROUP BY district").await;
+    }
+    p.query(&g, "SELECT id_card FROM xa_mz_0001").await;
+    let admin = token(Role::DataAdmin, XIAN);
+    let v = p.call("GET", "/audit/verify", Some(&admin), None).await;
+    assert_eq!(v.status, 200);
+    assert_eq!(v.body["intact"], true, "{}", v.body);
+    let checked = v.body["checked"].as_i64().unwrap();
+    assert!(checked >= 6, "{}", v.body);
+
+    // The service's own role cannot change history: the trigger refuses.
+    assert!(p.exec_sql("UPDATE audit_log SET decision = 'allowed' WHERE seq = 3").await.is_err());
+    assert!(p.exec_sql("DELETE FROM audit_log WHERE seq = 3").await.is_err());
+
+    // Someone who bypasses the trigger (a superuser disabling it) is still caught, at that row.
+    let mut c = platform_store::conn(&p.gateway.pool).await.unwrap();
+    use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+    c.transaction::<_, diesel::result::Error, _>(async |c| {
+        diesel::sql_query("SET LOCAL session_replication_role = replica").execute(c).await?;
+        diesel::sql_query("UPDATE audit_log SET query = 'SELECT 1' WHERE seq = 4").execute(c).await?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let v = p.call("GET", "/audit/verify", Some(&admin), None).await;
+    assert_eq!(v.body["intact"], false);
+    assert_eq!(v.body["first_broken_seq"], 4, "{}", v.body);
+}
+
+#[tokio::test]
+async fn each_executed_query_is_metered_and_refusal_bursts_alert_wf_30() {
+    let p = start().await;
+    let id = people(&p, 60, 2).await;
+    let g = grant(&[&id], 10);
+    p.grant_event(&g, GrantChange::Granted, 1).await;
+    let usage = kit::topic_reader(&p.settings, topics::SANDBOX_USAGE);
+    let audit = kit::topic_reader(&p.settings, topics::SANDBOX_AUDIT);
+    let r = p.query(&g, "SELECT district, count(*) FROM xa_mz_0001 GROUP BY district").await;
+    assert_eq!(r.status, 200);
+    let seq = r.body["audit_seq"].as_u64().unwrap();
+    let ev = kit::eventually("a usage event", Duration::from_secs(30), || async {
+        let m = tokio::time::timeout(Duration::from_millis(500), usage.recv()).await.ok()?.ok()?;
+        let env = Envelope::decode(m.payload()?).ok()?;
+        env.payload_as::<UsageEvent>().ok()
+    })
+    .await;
+    assert_eq!((ev.audit_seq, ev.grant_id.as_str(), ev.rows_scanned, ev.rows_returned), (seq, g.id.as_str(), 60, 2));
+
+    // The national profile's threshold (20, WF-30): twenty refusals raise one alert.
+    for _ in 0..21 {
+        assert_eq!(p.query(&g, "SELECT name FROM xa_mz_0001").await.status, 422);
+    }
+    let alert = kit::eventually("a refusal-burst alert", Duration::from_secs(30), || async {
+        let m = tokio::time::timeout(Duration::from_millis(500), audit.recv()).await.ok()?.ok()?;
+        let env = Envelope::decode(m.payload()?).ok()?;
+        let ev: AuditEvent = env.payload_as().ok()?;
+        (ev.kind() == AuditKind::RefusalBurst).then_some(ev)
+    })
+    .await;
+    assert_eq!((alert.threshold, alert.rule.as_str()), (20, "WF-30"));
+    assert_eq!(p.count("SELECT count(*) AS n FROM refusal_alerts").await, 1, "one alert per window");
+}
+
+#[tokio::test]
+async fn every_endpoint_refuses_the_roles_it_does_not_name() {
+    let p = start().await;
+    let id = uuid::Uuid::now_v7();
+    let cases: Vec<(&str, String, &[Role])> = vec![
+        ("POST", format!("/datasets/{id}/loads?format=csv"), sandbox_gateway::api::LOADERS),
+        ("GET", format!("/datasets/{id}/versions"), sandbox_gateway::api::DATASET_READERS),
+        ("GET", "/workspaces".into(), &[Role::Operator, Role::Partner, Role::DataAdmin, Role::PlatformAdmin]),
+        ("GET", format!("/workspaces/{id}"), &[Role::Operator, Role::Partner, Role::DataAdmin, Role::PlatformAdmin]),
+        ("POST", format!("/workspaces/{id}/queries"), sandbox_gateway::api::QUERIERS),
+        ("POST", format!("/workspaces/{id}/checks"), sandbox_gateway::api::QUERIERS),
+        ("GET", "/audit".into(), sandbox_gateway::api::SUPERVISORS),
+        ("GET", "/audit/verify".into(), sandbox_gateway::api::SUPERVISORS),
+        ("GET", "/destructions".into(), sandbox_gateway::api::SUPERVISORS),
+    ];
+    for (method, path, allowed) in cases {
+        let body = (method == "POST").then(|| json!({ "sql": "SELECT 1" }));
+        let r = p.call(method, &path, None, body.clone()).await;
+        assert_eq!(r.status, 401, "{method} {path} without a token");
+        for role in Role::ALL {
+            let r = p.call(method, &path, Some(&token(role, XIAN)), body.clone()).await;
+            if allowed.contains(&role) {
+                assert_ne!(r.status, 403, "{method} {path} as {role:?}: {}", r.body);
+            } else {
+                assert_eq!(r.status, 403, "{method} {path} as {role:?}: {}", r.body);
+            }
+        }
+    }
+}

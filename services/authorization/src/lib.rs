@@ -18,6 +18,7 @@ pub mod domain;
 pub mod errors;
 pub mod events;
 pub mod grants;
+pub mod scheduler;
 pub mod selections;
 pub mod staff;
 pub mod store;
@@ -45,7 +46,15 @@ fn step_err(step: &'static str) -> impl Fn(String) -> StartError {
     move |reason| StartError::Step { service: SERVICE, step, reason }
 }
 
+/// How often the deadline scheduler ticks: the leader sweeps, a standby tries to take the lead.
+pub const SCHEDULER_TICK: Duration = Duration::from_secs(30);
+
 pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
+    run_with_tick(settings, SCHEDULER_TICK).await
+}
+
+/// [`run`] with another scheduler tick (tests use a short one to see a standby take over).
+pub async fn run_with_tick(settings: CommonSettings, tick: Duration) -> Result<Running, StartError> {
     let topic_prefix = settings.kafka.topic_prefix.clone();
     let mut platform = Platform::start(
         SERVICE,
@@ -95,26 +104,12 @@ pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
             }
         }
     });
-    // Agreements expire on time by themselves; the sweep is idempotent (see agreements::expire_due).
-    let sweeper = state.clone();
-    platform.spawn(move |mut stop| async move {
-        loop {
-            match agreements::expire_due(&sweeper, 500).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(expired = n, "agreements expired"),
-                Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying"),
-            }
-            match grants::expire_due(&sweeper, grants::SWEEP_BATCH).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(expired = n, "grants expired"),
-                Err(e) => tracing::warn!(error = %e, "grant expiry sweep failed; retrying"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-                _ = stop.changed() => return,
-            }
-        }
-    });
+    // Deadlines (agreement and grant expiry) are swept by one replica at a time: the holder of a
+    // PostgreSQL session advisory lock (see `scheduler`).
+    let scheduler =
+        scheduler::SchedulerMetrics::new(&platform.metrics.registry).map_err(|e| step_err("metrics")(e.to_string()))?;
+    let (sweeper, url) = (state.clone(), platform.settings.database.url.clone());
+    platform.spawn(move |stop| scheduler::run(sweeper, url, tick, scheduler, stop));
     let data = actix_web::web::Data::new(state);
     platform.serve(move |cfg| {
         cfg.app_data(data.clone()).configure(api::routes);

@@ -275,3 +275,93 @@ pub async fn seed_plan(catalog_url: &str, authorization_url: &str, issuer: &DevI
     }
     Ok(true)
 }
+
+/// The demo grant and dataset: the operator's staff member is registered and verified (NS-14),
+/// requests the Xi'an bus-ridership data for one scenario, both approvals follow (WF-18), the
+/// grant reaches the sandbox gateway as a workspace, and the data source unit loads a month of
+/// ridership. Skipped when the operator already has a workspace.
+pub async fn seed_sandbox(
+    authorization_url: &str,
+    sandbox_url: &str,
+    issuer: &DevIssuer,
+) -> Result<Option<String>, String> {
+    let http = reqwest::Client::new();
+    let operator = token(issuer, CITY, Role::Operator)?;
+    let (_, existing) =
+        call(&http, reqwest::Method::GET, format!("{sandbox_url}/workspaces?limit=1"), &operator, None).await?;
+    if existing["items"].as_array().is_some_and(|a| !a.is_empty()) {
+        return Ok(None);
+    }
+    let author = token(issuer, CITY, Role::ImplementingInstitution)?;
+    let (_, agreements) =
+        call(&http, reqwest::Method::GET, format!("{authorization_url}/agreements?limit=1"), &author, None).await?;
+    let Some(agreement) = agreements["items"].get(0) else { return Err("the demo agreement is missing".into()) };
+    let agreement_id = agreement["id"].as_str().unwrap_or_default().to_string();
+    let resource = agreement["scope"][0]["resource_id"].as_str().unwrap_or_default().to_string();
+
+    let staff = json!({
+        "subject": format!("demo-operator-{CITY}"), "name": "张三", "id_document_tail": "123X",
+        "confidentiality_agreement": {"reference": "保密协议-2026-001", "signed_on": platform_calendar::today_in_china()}
+    });
+    let url = format!("{authorization_url}/operator-staff");
+    let (status, body) = call(&http, reqwest::Method::POST, url, &operator, Some(&staff)).await?;
+    if status == 201 {
+        let admin = token(issuer, CITY, Role::DataAdmin)?;
+        let url =
+            format!("{authorization_url}/operator-staff/{}/verification", body["id"].as_str().unwrap_or_default());
+        call(&http, reqwest::Method::POST, url, &admin, Some(&json!({"reference": "实名核验-001"}))).await?;
+    }
+    let today = platform_calendar::today_in_china();
+    let request = json!({
+        "agreement_id": agreement_id,
+        "scenario": "公交线网优化",
+        "scope": [{"resource_id": resource, "fields": ["line_no", "date", "passengers"], "justifications": {}}],
+        "development_plan": "按线路、日期聚合客流，输出线网优化建议",
+        "valid_until": today.checked_add_months(chrono::Months::new(12)).unwrap_or(today).to_string()
+    });
+    let (status, body) =
+        call(&http, reqwest::Method::POST, format!("{authorization_url}/data-requests"), &operator, Some(&request))
+            .await?;
+    if status != 201 {
+        return Err(format!("the demo data request: {status} {body}"));
+    }
+    let rid = body["id"].as_str().unwrap_or_default().to_string();
+    let ok = json!({"decision": "approve", "opinion": "同意"});
+    for role in [Role::ImplementingInstitution, Role::DataSourceUnit] {
+        let url = format!("{authorization_url}/data-requests/{rid}/decision");
+        let (status, body) = call(&http, reqwest::Method::POST, url, &token(issuer, CITY, role)?, Some(&ok)).await?;
+        if status != 200 {
+            return Err(format!("approving the demo data request: {status} {body}"));
+        }
+    }
+    // The grant travels over Kafka: wait for the workspace, then load the data into it.
+    let mut grant = None;
+    for _ in 0..150 {
+        let (_, ws) =
+            call(&http, reqwest::Method::GET, format!("{sandbox_url}/workspaces?limit=1"), &operator, None).await?;
+        if let Some(id) = ws["items"].get(0).and_then(|w| w["grant_id"].as_str()) {
+            grant = Some(id.to_string());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let grant = grant.ok_or("the sandbox gateway did not open the demo workspace in time")?;
+    let mut csv = String::from("line_no,date,passengers\n");
+    for day in 1..=30 {
+        for line in 1..=40 {
+            csv.push_str(&format!("{line}路,2026-11-{day:02},{}\n", 800 + (line * 37 + day * 11) % 1500));
+        }
+    }
+    let loader = token(issuer, CITY, Role::DataSourceUnit)?;
+    let resp = http
+        .post(format!("{sandbox_url}/datasets/{resource}/loads?format=csv"))
+        .bearer_auth(loader)
+        .body(csv)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status().as_u16() != 201 {
+        return Err(format!("loading the demo dataset: {}", resp.text().await.unwrap_or_default()));
+    }
+    Ok(Some(grant))
+}

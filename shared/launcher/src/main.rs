@@ -128,7 +128,7 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
     };
     let settings_for = |service: &str, defaults: String, port: String| {
         let overrides = vec![
-            ("database.url".to_string(), platform_store::with_database(admin_url, service)),
+            ("database.url".to_string(), platform_store::with_database(admin_url, &database_of(service))),
             ("kafka.brokers".to_string(), brokers.to_string()),
             ("auth.jwks_file".to_string(), jwks.display().to_string()),
             ("http.bind".to_string(), format!("127.0.0.1:{port}")),
@@ -139,8 +139,8 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
         )
         .map_err(|e| e.to_string())
     };
-    for service in [catalog::SERVICE, authorization::SERVICE] {
-        platform_store::create_database(admin_url, service, None).await.map_err(|e| e.to_string())?;
+    for service in [catalog::SERVICE, authorization::SERVICE, sandbox_gateway::SERVICE] {
+        platform_store::create_database(admin_url, &database_of(service), None).await.map_err(|e| e.to_string())?;
     }
     let catalog =
         catalog::run(settings_for(catalog::SERVICE, catalog::default_settings(), port("PLATFORM_CATALOG_PORT", 8081))?)
@@ -153,14 +153,24 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
     )?)
     .await
     .map_err(|e| e.to_string())?;
+    let sandbox = sandbox_gateway::run(settings_for(
+        sandbox_gateway::SERVICE,
+        sandbox_gateway::default_settings(),
+        port("PLATFORM_SANDBOX_PORT", 8083),
+    )?)
+    .await
+    .map_err(|e| e.to_string())?;
     let catalog_url = catalog.url();
     let authorization_url = authorization.url();
+    let sandbox_url = sandbox.url();
 
     let seeded = demo::seed(&catalog_url, &issuer).await?;
     let plan_seeded = demo::seed_plan(&catalog_url, &authorization_url, &issuer).await?;
+    let demo_grant = demo::seed_sandbox(&authorization_url, &sandbox_url, &issuer).await?;
     let mut env = vec![
         ("CATALOG_URL".to_string(), catalog_url.clone()),
         ("AUTHORIZATION_URL".to_string(), authorization_url.clone()),
+        ("SANDBOX_URL".to_string(), sandbox_url.clone()),
         ("DATABASE_ADMIN_URL".to_string(), admin_url.to_string()),
         ("KAFKA_BROKERS".to_string(), brokers.to_string()),
         ("JWKS_FILE".to_string(), jwks.display().to_string()),
@@ -178,6 +188,7 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
     println!("The platform is running (demo resources loaded now: {seeded}, demo plan loaded now: {plan_seeded}).");
     println!("  catalog        {catalog_url}   (OpenAPI: {catalog_url}/openapi.json, metrics: {catalog_url}/metrics)");
     println!("  authorization  {authorization_url}   (OpenAPI: {authorization_url}/openapi.json)");
+    println!("  sandbox        {sandbox_url}   (OpenAPI: {sandbox_url}/openapi.json)");
     println!("  PostgreSQL   {admin_url}");
     println!("  Kafka        {brokers}");
     println!("  province {} (Shaanxi profile), city {} (Xi'an)", demo::PROVINCE, demo::CITY);
@@ -187,9 +198,14 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
         env_file.display()
     );
     println!("Try: curl -H \"Authorization: Bearer $TOKEN_OPERATOR\" \"$CATALOG_URL/resources?q=企业\"");
+    if let Some(grant) = &demo_grant {
+        println!(
+            "     curl -H \"Authorization: Bearer $TOKEN_OPERATOR\" -H 'content-type: application/json' \"$SANDBOX_URL/workspaces/{grant}/queries\" \\\n       -d '{{\"sql\": \"SELECT line_no, sum(passengers) FROM xa_jt_0001 GROUP BY line_no ORDER BY 2 DESC LIMIT 5\"}}'"
+        );
+    }
 
     if check {
-        for url in [&catalog_url, &authorization_url] {
+        for url in [&catalog_url, &authorization_url, &sandbox_url] {
             let ready = reqwest::get(format!("{url}/readyz")).await.map_err(|e| e.to_string())?;
             if !ready.status().is_success() {
                 return Err(format!("{url} is not ready: {}", ready.text().await.unwrap_or_default()));
@@ -200,9 +216,15 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
         println!("Press Ctrl-C to stop.");
         wait_for_stop().await;
     }
+    sandbox.stop().await;
     authorization.stop().await;
     catalog.stop().await;
     Ok(())
+}
+
+/// A service's database name: its name with `-` as `_` (`sandbox-gateway` → `sandbox_gateway`).
+fn database_of(service: &str) -> String {
+    service.replace('-', "_")
 }
 
 async fn wait_for_stop() {

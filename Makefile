@@ -2,7 +2,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO ?= cargo
 
-.PHONY: help deps test run observe bench lint fmt proto-snapshot check-k8s clean
+.PHONY: help deps test run observe bench lint fmt proto-snapshot check-k8s clean audit-verify
 
 help:
 	@echo "make run    - start the whole platform on this machine (PostgreSQL, broker, services, demo data)"
@@ -10,6 +10,7 @@ help:
 	@echo "make bench  - measure the outbox pipeline, commit-to-consumer latency and search latency"
 	@echo "make observe - a local Prometheus with the chart's alert rules, scraping what make run started"
 	@echo "make lint   - rustfmt and clippy"
+	@echo "make audit-verify - recompute the sandbox audit chain of what make run started (WF-30)"
 
 deps:
 	@bash scripts/ensure-deps.sh
@@ -20,6 +21,13 @@ test: deps
 run: deps
 	$(CARGO) build --locked -p platform-launcher -p platform-broker
 	$(CARGO_TARGET_DIR)/debug/platform run
+
+# Recomputes the sandbox gateway's audit chain (GET /audit/verify) of the platform `make run`
+# started (or of SANDBOX_URL with TOKEN_DATA_ADMIN from the environment); fails on a broken link.
+audit-verify:
+	@set -a; [ -f .dev/platform.env ] && . .dev/platform.env; set +a; \
+	out=$$(curl -sf -H "Authorization: Bearer $$TOKEN_DATA_ADMIN" "$$SANDBOX_URL/audit/verify") || { echo "audit-verify: the sandbox gateway did not answer (is make run up?)"; exit 2; }; \
+	echo "$$out"; echo "$$out" | grep -q '"intact":true'
 
 observe:
 	@bash scripts/observe.sh

@@ -40,8 +40,12 @@ EXPORTED = {
     "outbox_publish_failures_total", "kafka_consumer_lag", "kafka_consumed_total",
     "kafka_handler_failures_total", "kafka_dead_letters_total", "catalog_resources",
     "catalog_objections_overdue", "authorization_plan_filings_overdue",
+    # services/sandbox-gateway/src/metrics.rs
+    "sandbox_queries_total", "sandbox_refusals_total", "sandbox_query_duration_seconds",
+    "sandbox_check_duration_seconds", "sandbox_suppressed_groups_total", "sandbox_refusal_bursts_total",
+    "sandbox_loaded_rows_total", "sandbox_loads_total", "sandbox_audit_chain_broken", "sandbox_open_workspaces",
 }
-HISTOGRAMS = {"http_request_duration_seconds"}
+HISTOGRAMS = {"http_request_duration_seconds", "sandbox_query_duration_seconds", "sandbox_check_duration_seconds"}
 
 # Custom resources: no schema in kubernetes-validate, so checked for the fields we rely on.
 CRD_KINDS = {

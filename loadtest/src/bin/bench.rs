@@ -387,6 +387,27 @@ impl AuthRig {
     }
 }
 
+/// Registers the operator's person `op` (with the signed confidentiality agreement) and has the
+/// data management department verify them: a grant names verified staff only (NS-14).
+async fn verified_staff(http: &reqwest::Client, base: &str, operator: &str) {
+    let body = serde_json::json!({
+        "subject": "op", "name": "基准人员", "id_document_tail": "123X",
+        "confidentiality_agreement": {"reference": "保密协议-基准", "signed_on": platform_calendar::today_in_china()}
+    });
+    let r = http.post(format!("{base}/operator-staff")).bearer_auth(operator).json(&body).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 201, "register staff");
+    let staff: serde_json::Value = r.json().await.unwrap();
+    let admin = kit::token("admin", "610000", &[Role::DataAdmin]);
+    let r = http
+        .post(format!("{base}/operator-staff/{}/verification", staff["id"].as_str().unwrap()))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"reference": "备案-基准"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "verify staff");
+}
+
 /// (e) scenario request → two approvals → grant, over HTTP, `clients` at a time.
 async fn request_to_grant(rig: &AuthRig, total: usize, clients: usize) -> f64 {
     let base = rig.running.url();
@@ -402,6 +423,7 @@ async fn request_to_grant(rig: &AuthRig, total: usize, clients: usize) -> f64 {
     let institution = kit::token("inst", "610000", &[Role::ImplementingInstitution]);
     let source = kit::token("src", "610000", &[Role::DataSourceUnit]);
     let http = reqwest::Client::new();
+    verified_staff(&http, &base, &operator).await;
     let body = serde_json::json!({
         "agreement_id": rig.agreement, "scenario": "基准场景",
         "scope": [{"resource_id": rig.resource, "fields": ["a"]}],

@@ -224,7 +224,7 @@ async fn list_audit(caller: Caller, s: web::Data<State>, p: web::Query<AuditPara
     let mut conn = s.conn().await?;
     let rows: Vec<Stored> = diesel::sql_query(
         "SELECT seq, prev_hash, hash, at_micros, principal, principal_org, grant_id, action, query, decision, rule, \
-         rows_read, rows_returned, result_digest FROM audit_log WHERE seq > $1 AND ($2::uuid IS NULL OR grant_id = $2) \
+         rows_read, rows_returned, result_digest, purged_at FROM audit_log WHERE seq > $1 AND ($2::uuid IS NULL OR grant_id = $2) \
          ORDER BY seq LIMIT $3",
     )
     .bind::<BigInt, _>(p.after.unwrap_or(0))

@@ -67,6 +67,9 @@ pub struct Stored {
     pub rows_returned: i64,
     #[diesel(sql_type = Text)]
     pub result_digest: String,
+    /// When the record's content was purged after its retention period (its place in the chain stays).
+    #[diesel(sql_type = Nullable<diesel::sql_types::Timestamptz>)]
+    pub purged_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Hex SHA-256 of `bytes`.
@@ -300,7 +303,7 @@ pub async fn verify(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Verific
     loop {
         let page: Vec<Stored> = diesel::sql_query(
             "SELECT seq, prev_hash, hash, at_micros, principal, principal_org, grant_id, action, query, decision, rule, \
-             rows_read, rows_returned, result_digest FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
+             rows_read, rows_returned, result_digest, purged_at FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
         )
         .bind::<BigInt, _>(expected_seq)
         .bind::<BigInt, _>(VERIFY_PAGE)
@@ -320,7 +323,8 @@ pub async fn verify(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Verific
                     &head,
                 ));
             }
-            if chain_hash(s.seq, &s.prev_hash, s.at_micros, &s.record()) != s.hash {
+            // A purged record keeps its links; its content is gone by rule, so only links are checked.
+            if s.purged_at.is_none() && chain_hash(s.seq, &s.prev_hash, s.at_micros, &s.record()) != s.hash {
                 return Ok(broken(s.seq, "its content does not match its hash".into(), checked, &head));
             }
             prev = s.hash;
@@ -341,4 +345,27 @@ pub async fn verify(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Verific
         head_seq: head.seq,
         head_hash: head.hash,
     })
+}
+
+/// Purges the records of workspaces destroyed longer ago than their retention period (WF-24,
+/// ZJK-31, NS-16), keeping each record's place in the chain. Returns the records purged.
+pub async fn purge_expired(conn: &mut AsyncPgConnection) -> diesel::QueryResult<usize> {
+    use diesel_async::AsyncConnection as _;
+    conn.transaction::<_, diesel::result::Error, _>(async |c: &mut AsyncPgConnection| {
+        let n = diesel::sql_query(
+            "UPDATE audit_log SET purged_at = now(), query = '', principal = '', principal_org = '', result_digest = '' \
+             WHERE purged_at IS NULL AND grant_id IN (SELECT grant_id FROM workspaces WHERE state = 'destroyed' \
+               AND logs_purged_at IS NULL AND logs_kept_until < now())",
+        )
+        .execute(c)
+        .await?;
+        diesel::sql_query(
+            "UPDATE workspaces SET logs_purged_at = now() WHERE state = 'destroyed' AND logs_purged_at IS NULL \
+             AND logs_kept_until < now()",
+        )
+        .execute(c)
+        .await?;
+        Ok(n)
+    })
+    .await
 }

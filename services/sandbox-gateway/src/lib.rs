@@ -81,7 +81,7 @@ struct Count {
 }
 
 /// Keeps the business gauges current: open workspaces, and the audit chain verified every
-/// minute (an alert fires when it breaks).
+/// minute (an alert fires when it breaks); purges audit records past their retention.
 async fn refresh_gauges(state: app::State, mut stop: tokio::sync::watch::Receiver<bool>) {
     use diesel_async::RunQueryDsl as _;
     let mut ticks: u64 = 0;
@@ -97,6 +97,11 @@ async fn refresh_gauges(state: app::State, mut stop: tokio::sync::watch::Receive
                 match audit::verify(&mut c).await {
                     Ok(v) => state.metrics.audit_chain_broken.set(i64::from(!v.intact)),
                     Err(e) => tracing::warn!(error = %e, "audit chain not verified"),
+                }
+                match audit::purge_expired(&mut c).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(records = n, "audit records past their retention purged"),
+                    Err(e) => tracing::warn!(error = %e, "audit retention purge failed"),
                 }
             }
         }

@@ -348,3 +348,41 @@ async fn every_endpoint_refuses_the_roles_it_does_not_name() {
         }
     }
 }
+
+#[tokio::test]
+async fn logs_stay_for_the_retention_period_then_are_purged_keeping_the_chain_wf_24() {
+    let p = start().await;
+    let id = people(&p, 40, 2).await;
+    let g = grant(&[&id], 10);
+    p.grant_event(&g, GrantChange::Granted, 1).await;
+    p.query(&g, "SELECT district, count(*) FROM xa_mz_0001 GROUP BY district").await;
+    let mut revoked = g.clone();
+    revoked.state = platform_events::authorization::GrantState::Revoked as i32;
+    p.grant_event(&revoked, GrantChange::Revoked, 2).await;
+    let mine = format!("grant_id = '{}'", g.id);
+    let kept = p.count(&format!("SELECT count(*) AS n FROM audit_log WHERE {mine}")).await;
+    assert!(kept >= 3, "open, query, destroy are recorded");
+
+    // Within the retention period nothing may be purged, not even by the service.
+    let mut c = platform_store::conn(&p.gateway.pool).await.unwrap();
+    assert_eq!(sandbox_gateway::audit::purge_expired(&mut c).await.unwrap(), 0);
+    let early = format!(
+        "UPDATE audit_log SET purged_at = now(), query = '', principal = '', principal_org = '', result_digest = '' WHERE {mine}"
+    );
+    assert!(p.exec_sql(&early).await.is_err(), "the trigger refuses an early purge");
+
+    // Once the period has passed, the purge clears the content and the chain still verifies.
+    p.exec_sql(&format!("UPDATE workspaces SET logs_kept_until = now() - interval '1 day' WHERE {mine}"))
+        .await
+        .unwrap();
+    assert_eq!(sandbox_gateway::audit::purge_expired(&mut c).await.unwrap() as i64, kept);
+    assert_eq!(
+        p.count(&format!("SELECT count(*) AS n FROM audit_log WHERE {mine} AND query = '' AND purged_at IS NOT NULL"))
+            .await,
+        kept
+    );
+    let v = p.call("GET", "/audit/verify", Some(&token(Role::PlatformAdmin, XIAN)), None).await;
+    assert_eq!(v.body["intact"], true, "{}", v.body);
+    // A purged record may not be changed further.
+    assert!(p.exec_sql(&format!("UPDATE audit_log SET decision = 'allowed' WHERE {mine}")).await.is_err());
+}

@@ -59,6 +59,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/grants/{id}", web::get().to(get_grant))
         .route("/city-filings", web::get().to(list_city_filings))
         .route("/supervision-cases", web::post().to(open_case))
+        .route("/supervision-cases", web::get().to(list_cases))
+        .route("/supervision-cases/{id}", web::get().to(get_case))
+        .route("/supervision-alerts", web::get().to(list_sandbox_alerts))
         .route("/supervision-cases/{id}/{action}", web::post().to(case_step));
 }
 
@@ -296,6 +299,39 @@ async fn open_case(caller: Caller, s: web::Data<State>, body: Json<grants::CaseI
     Ok(HttpResponse::Created().json(grants::open_case(&s, &caller, body.0).await?))
 }
 
+#[utoipa::path(get, path = "/supervision-cases", params(PageQuery), responses((status = 200, body = Page<crate::store::CaseRow>)),
+    security(("bearer" = [])), description = "The jurisdiction's supervision cases, opened by hand or from the sandbox's alerts (data_admin; WF-30).")]
+async fn list_cases(caller: Caller, s: web::Data<State>, q: web::Query<PageQuery>) -> Reply {
+    caller.require(&[Role::DataAdmin])?;
+    Ok(HttpResponse::Ok().json(grants::list_cases(&s, &caller, q.cursor.as_deref(), q.limit).await?))
+}
+
+#[utoipa::path(get, path = "/supervision-cases/{id}", responses((status = 200, body = crate::store::CaseRow), (status = 404, body = Problem)),
+    security(("bearer" = [])), description = "One supervision case with its history (data_admin).")]
+async fn get_case(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>) -> Reply {
+    caller.require(&[Role::DataAdmin])?;
+    Ok(HttpResponse::Ok().json(grants::get_case(&s, &caller, *id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// Only the alerts that matched no agreement and opened no case.
+    #[serde(default)]
+    pub unmatched: bool,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/supervision-alerts", params(AlertQuery), responses((status = 200, body = Page<crate::sandbox_audit::SandboxAlert>)),
+    security(("bearer" = [])), description = "The development environment's refusal-burst alerts in the jurisdiction, each with the case it opened (data_admin; WF-30).")]
+async fn list_sandbox_alerts(caller: Caller, s: web::Data<State>, q: web::Query<AlertQuery>) -> Reply {
+    caller.require(&[Role::DataAdmin])?;
+    let q = q.into_inner();
+    Ok(HttpResponse::Ok()
+        .json(crate::sandbox_audit::list(&s, &caller, q.unmatched, q.cursor.as_deref(), q.limit).await?))
+}
+
 #[utoipa::path(post, path = "/supervision-cases/{id}/{action}", request_body = grants::CaseStepInput,
     params(("action" = grants::CaseAction, Path, description = "rectify | pass | fail")),
     responses((status = 200, body = crate::store::CaseRow), (status = 409, body = Problem)),
@@ -489,6 +525,7 @@ async fn deregister_staff(caller: Caller, s: web::Data<State>, id: web::Path<Uui
     paths(list_profiles, get_profile, create_plan, list_plans, get_plan, update_plan, change_plan, plan_step,
         create_agreement, list_agreements, get_agreement, finance_opinion, request_renewal, agreement_step,
         create_request, decide_request, compliance_report, joint_review, list_grants, get_grant, open_case, case_step,
+        list_cases, get_case, list_sandbox_alerts,
         list_city_filings, create_sub_authorization, report_sub_authorization, list_sub_authorizations,
         announce_selection, list_selections, get_selection, apply_to_selection, list_applications,
         evaluate_application, award_selection, raise_objection, decide_objection,

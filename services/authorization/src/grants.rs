@@ -281,6 +281,8 @@ async fn grant_if_complete(c: &mut AsyncPgConnection, prefix: &str, r: &mut Requ
         event_seq: 0,
         created_at: now,
         updated_at: now,
+        destroyed_at: None,
+        destruction: None,
     };
     g.insert(c).await?;
     events::grant_changed(c, prefix, &mut g, GrantChange::Granted, actor, "data request approved", "WF-18").await?;
@@ -464,7 +466,7 @@ pub struct CaseInput {
     pub grounds: String,
 }
 
-fn note(case: &mut CaseRow, who: &str, what: &str) {
+pub(crate) fn note(case: &mut CaseRow, who: &str, what: &str) {
     if let Some(h) = case.history.as_array_mut() {
         h.push(serde_json::json!({ "by": who, "what": what, "at": Utc::now() }));
     }
@@ -491,6 +493,8 @@ pub async fn open_case(s: &State, caller: &Caller, input: CaseInput) -> Result<C
         history: serde_json::json!([]),
         created_at: now,
         updated_at: now,
+        rule: None,
+        alert_id: None,
     };
     note(&mut case, caller.subject(), "opened");
     case.insert(&mut c).await?;
@@ -624,6 +628,28 @@ pub async fn case_step(
         })
         .await?;
     s.relay.wake();
+    Ok(case)
+}
+
+/// The jurisdiction's supervision cases, by hand or from the sandbox's alerts.
+pub async fn list_cases(
+    s: &State,
+    caller: &Caller,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> Result<crate::views::Page<CaseRow>> {
+    let req = crate::app::PageRequest::parse(cursor, limit)?;
+    let mut c = platform_store::conn(&s.pool).await?;
+    let rows = CaseRow::list(&mut c, caller.jurisdiction(), req.after, req.fetch()).await?;
+    req.page(rows, |r| r.id, Ok)
+}
+
+pub async fn get_case(s: &State, caller: &Caller, id: Uuid) -> Result<CaseRow> {
+    let mut c = platform_store::conn(&s.pool).await?;
+    let case = CaseRow::find(&mut c, id, false).await?;
+    if case.jurisdiction != caller.jurisdiction() {
+        return Err(Error::CaseNotFound(id));
+    }
     Ok(case)
 }
 

@@ -7,7 +7,8 @@
 //! changes that re-enter the flow (WF-11). Events: `authorization.plan.v1`.
 //! Operator selection (`selections`: announcement, applications before the deadline, eligibility
 //! by profile, scores, award, public notice with objections — WF-12, WF-13, ZJK-12, NS-11…13,
-//! LZ-3), agreements, two tiers, data requests and grants, supervision and city filings follow.
+//! LZ-3), agreements, two tiers, data requests and grants, supervision (by hand, or opened from the
+//! development environment's alerts on `sandbox.audit.v1`, WF-30) and city filings follow.
 
 pub mod agreements;
 pub mod api;
@@ -18,6 +19,7 @@ pub mod domain;
 pub mod errors;
 pub mod events;
 pub mod grants;
+pub mod sandbox_audit;
 pub mod scheduler;
 pub mod selections;
 pub mod staff;
@@ -78,6 +80,9 @@ pub async fn run_with_tick(settings: CommonSettings, tick: Duration) -> Result<R
         calendar: platform_calendar::Calendar::official(),
     };
     platform.consume("authorization.city-filings", &[topics::CITY_FILING], Arc::new(filings))?;
+    // The development environment's alerts open supervision cases (WF-30); destructions are
+    // recorded against their grants (ZJK-31).
+    platform.consume("authorization.sandbox-audit", &[topics::SANDBOX_AUDIT], Arc::new(sandbox_audit::SandboxAudit))?;
     let state = app::State {
         pool: platform.pool.clone(),
         relay: platform.relay.clone(),

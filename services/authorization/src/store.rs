@@ -480,6 +480,23 @@ impl AgreementRow {
         Ok(q.order(agreements::id.asc()).limit(limit).load(conn).await?)
     }
 
+    /// The newest signed, active or suspended agreement `operator_org` holds in `jurisdiction`.
+    pub async fn find_live_of_operator(
+        conn: &mut AsyncPgConnection,
+        jurisdiction: &str,
+        operator_org: &str,
+    ) -> Result<Option<AgreementRow>> {
+        Ok(agreements::table
+            .filter(agreements::jurisdiction.eq(jurisdiction))
+            .filter(agreements::operator_org.eq(operator_org))
+            .filter(agreements::state.eq_any(["active", "suspended", "signed"]))
+            .order(agreements::created_at.desc())
+            .select(AgreementRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    }
+
     /// Ids of agreements whose term ended before `today`, still signed, active or suspended:
     /// what the expiry sweep acts on (an index on term_end keeps this proportional to what is due).
     pub async fn due_to_expire(conn: &mut AsyncPgConnection, today: NaiveDate, limit: i64) -> Result<Vec<Uuid>> {
@@ -578,6 +595,8 @@ pub mod grant_schema {
             event_seq -> BigInt,
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
+            destroyed_at -> Nullable<Timestamptz>,
+            destruction -> Nullable<Jsonb>,
         }
     }
 
@@ -594,6 +613,8 @@ pub mod grant_schema {
             history -> Jsonb,
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
+            rule -> Nullable<Text>,
+            alert_id -> Nullable<Uuid>,
         }
     }
 }
@@ -669,6 +690,11 @@ pub struct GrantRow {
     pub event_seq: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the development environment destroyed the grant's workspace irreversibly (ZJK-31).
+    pub destroyed_at: Option<DateTime<Utc>>,
+    /// The destruction record: the tables destroyed with their row counts and content hashes.
+    #[schema(value_type = Option<Object>)]
+    pub destruction: Option<serde_json::Value>,
 }
 
 impl GrantRow {
@@ -721,6 +747,37 @@ impl GrantRow {
             .for_update()
             .load(conn)
             .await?)
+    }
+    /// The agreement an organisation's grants in `jurisdiction` fall under, with its operator:
+    /// that of its newest live grant, else of its newest grant (a partner's grants name the
+    /// primary operator's agreement, ZJK-17).
+    pub async fn agreement_of_principal(
+        conn: &mut AsyncPgConnection,
+        jurisdiction: &str,
+        principal_org: &str,
+    ) -> Result<Option<(Uuid, String)>> {
+        Ok(grants::table
+            .filter(grants::jurisdiction.eq(jurisdiction))
+            .filter(grants::principal_org.eq(principal_org))
+            .order((grants::state.eq_any(["active", "suspended"]).desc(), grants::created_at.desc()))
+            .select((grants::agreement_id, grants::operator_org))
+            .first(conn)
+            .await
+            .optional()?)
+    }
+    /// Records the destruction of a grant's workspace once; false when the grant is unknown or
+    /// its destruction is recorded already.
+    pub async fn record_destruction(
+        conn: &mut AsyncPgConnection,
+        id: Uuid,
+        at: DateTime<Utc>,
+        record: &serde_json::Value,
+    ) -> Result<bool> {
+        let n = diesel::update(grants::table.find(id).filter(grants::destroyed_at.is_null()))
+            .set((grants::destroyed_at.eq(at), grants::destruction.eq(record), grants::updated_at.eq(Utc::now())))
+            .execute(conn)
+            .await?;
+        Ok(n == 1)
     }
     pub async fn suspended_by(conn: &mut AsyncPgConnection, case: Uuid) -> Result<Vec<GrantRow>> {
         Ok(grants::table
@@ -797,6 +854,10 @@ pub struct CaseRow {
     pub history: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The rule the case was opened under (WF-30 for the sandbox's alerts).
+    pub rule: Option<String>,
+    /// The `sandbox.audit.v1` alert that opened it.
+    pub alert_id: Option<Uuid>,
 }
 
 impl CaseRow {
@@ -813,5 +874,21 @@ impl CaseRow {
         let q = supervision_cases::table.find(id).select(CaseRow::as_select());
         let row = if lock { q.for_update().first(conn).await } else { q.first(conn).await };
         row.optional()?.ok_or(Error::CaseNotFound(id))
+    }
+    /// The cases of `jurisdiction` in id order after `after`.
+    pub async fn list(
+        conn: &mut AsyncPgConnection,
+        jurisdiction: &str,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<CaseRow>> {
+        let mut q = supervision_cases::table
+            .filter(supervision_cases::jurisdiction.eq(jurisdiction.to_string()))
+            .select(CaseRow::as_select())
+            .into_boxed();
+        if let Some(a) = after {
+            q = q.filter(supervision_cases::id.gt(a));
+        }
+        Ok(q.order(supervision_cases::id.asc()).limit(limit).load(conn).await?)
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Months;
-use common::{SHAANXI, start, token};
+use common::{SHAANXI, active_agreement, approve_both, operator, request, start, token};
 use platform_auth::Role;
 use platform_events::{authorization as pb, topics};
 use serde_json::{Value, json};
@@ -16,51 +16,6 @@ const ZHANGJIAKOU: &str = "130700";
 
 fn today() -> chrono::NaiveDate {
     platform_calendar::today_in_china()
-}
-
-/// An active agreement for operator org `org-op` over `resource` (fields line_no and phone where
-/// the profile allows them).
-async fn active_agreement(p: &common::Platform, jurisdiction: &str, resource: &str, fields: &[&str]) -> String {
-    let body = json!({
-        "operator_org": "org-op", "operator_name": "运营机构",
-        "scope": [{"resource_id": resource, "fields": fields}],
-        "products": ["分析报告"],
-        "term_start": today().to_string(),
-        "term_end": today().checked_add_months(Months::new(24)).unwrap().to_string()
-    });
-    let r = p.auth_as(Role::ImplementingInstitution, jurisdiction, "POST", "/agreements", Some(body)).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().unwrap().to_string();
-    let why = json!({"reason": "按程序"});
-    p.auth_as(
-        Role::ImplementingInstitution,
-        jurisdiction,
-        "POST",
-        &format!("/agreements/{id}/sign"),
-        Some(why.clone()),
-    )
-    .await;
-    let r = p
-        .auth_as(Role::ImplementingInstitution, jurisdiction, "POST", &format!("/agreements/{id}/activate"), Some(why))
-        .await;
-    assert_eq!(r.body["state"], "active", "{}", r.body);
-    // The operator's person who asks is verified staff (NS-14).
-    p.verified_staff(jurisdiction, "op", Role::Operator).await;
-    id
-}
-
-fn operator(jurisdiction: &str) -> String {
-    platform_testkit::token("op", jurisdiction, &[Role::Operator])
-}
-
-fn request(agreement: &str, resource: &str, fields: &[&str], justifications: Value) -> Value {
-    json!({
-        "agreement_id": agreement,
-        "scenario": "公交线网优化",
-        "scope": [{"resource_id": resource, "fields": fields, "justifications": justifications}],
-        "development_plan": "按线路聚合客流，输出优化建议",
-        "valid_until": today().checked_add_months(Months::new(6)).unwrap().to_string()
-    })
 }
 
 async fn grant_events(p: &common::Platform, n: usize) -> Vec<pb::GrantEvent> {
@@ -77,30 +32,6 @@ async fn grant_events(p: &common::Platform, n: usize) -> Vec<pb::GrantEvent> {
         );
     }
     out
-}
-
-async fn approve_both(p: &common::Platform, jurisdiction: &str, request: &str) -> Value {
-    let ok = json!({"decision": "approve", "opinion": "同意"});
-    let r = p
-        .auth_as(
-            Role::ImplementingInstitution,
-            jurisdiction,
-            "POST",
-            &format!("/data-requests/{request}/decision"),
-            Some(ok.clone()),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["state"].as_str()),
-        (200, Some("submitted")),
-        "one approval is not enough (WF-18): {}",
-        r.body
-    );
-    let r = p
-        .auth_as(Role::DataSourceUnit, jurisdiction, "POST", &format!("/data-requests/{request}/decision"), Some(ok))
-        .await;
-    assert_eq!(r.body["state"], "approved", "{}", r.body);
-    r.body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,20 +225,8 @@ async fn rectification_in_zhangjiakou_suspends_every_grant_of_the_operator_zjk_3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_rectification_terminates_revokes_and_keeps_logs_six_months_sx_23_sx_33_wf_24() {
     let p = start().await;
-    let res = p.resource(SHAANXI, "SX-G3", "unconditional").await;
-    let a = active_agreement(&p, SHAANXI, &res, &["line_no"]).await;
+    let (a, res, grant_id) = common::active_grant(&p, SHAANXI, "SX-G3").await;
     let base = p.auth.url();
-    let req = p
-        .call(
-            &base,
-            "POST",
-            "/data-requests",
-            Some(&operator(SHAANXI)),
-            Some(request(&a, &res, &["line_no"], json!({}))),
-        )
-        .await;
-    let grant_id =
-        approve_both(&p, SHAANXI, req.body["id"].as_str().unwrap()).await["grant_id"].as_str().unwrap().to_string();
     let case = p
         .auth_as(
             Role::DataAdmin,
@@ -369,18 +288,7 @@ async fn a_suspension_is_published_through_the_outbox_and_a_restart_before_publi
     let good = platform_testkit::settings_in(&adb, &prefix, &[]);
     let auth = authorization::run(good.clone()).await.unwrap();
     let p = common::Platform { catalog, auth, auth_settings: good.clone(), http: reqwest::Client::new() };
-    let res = p.resource(ZHANGJIAKOU, "ZJK-R", "unconditional").await;
-    let a = active_agreement(&p, ZHANGJIAKOU, &res, &["line_no"]).await;
-    let req = p
-        .call(
-            &p.auth.url(),
-            "POST",
-            "/data-requests",
-            Some(&operator(ZHANGJIAKOU)),
-            Some(request(&a, &res, &["line_no"], json!({}))),
-        )
-        .await;
-    approve_both(&p, ZHANGJIAKOU, req.body["id"].as_str().unwrap()).await;
+    let (a, _, _) = common::active_grant(&p, ZHANGJIAKOU, "ZJK-R").await;
     let common::Platform { catalog, auth, .. } = p;
     auth.stop().await;
 
@@ -423,19 +331,7 @@ async fn a_suspension_is_published_through_the_outbox_and_a_restart_before_publi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grants_expire_on_time_once_with_their_event_and_logs_kept() {
     let p = start().await;
-    let res = p.resource(SHAANXI, "SX-E", "unconditional").await;
-    let a = active_agreement(&p, SHAANXI, &res, &["line_no"]).await;
-    let req = p
-        .call(
-            &p.auth.url(),
-            "POST",
-            "/data-requests",
-            Some(&operator(SHAANXI)),
-            Some(request(&a, &res, &["line_no"], json!({}))),
-        )
-        .await;
-    let grant_id =
-        approve_both(&p, SHAANXI, req.body["id"].as_str().unwrap()).await["grant_id"].as_str().unwrap().to_string();
+    let (_, _, grant_id) = common::active_grant(&p, SHAANXI, "SX-E").await;
     p.count(&format!("WITH u AS (UPDATE grants SET valid_until = current_date - 1 WHERE id = '{grant_id}' RETURNING 1) SELECT count(*) AS n FROM u")).await;
     let state = authorization::app::State {
         pool: p.auth.pool.clone(),

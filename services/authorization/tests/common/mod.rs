@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono::Months;
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl as _;
 use platform_auth::Role;
@@ -147,4 +148,92 @@ pub fn complete_plan(name: &str, mode: &str, resources: &[&str]) -> Value {
         "supervision_evaluation": "年度考核评价",
         "other": "无"
     })
+}
+
+/// An active agreement for operator org `org-op` over `resource` (fields line_no and phone where
+/// the profile allows them).
+pub async fn active_agreement(p: &Platform, jurisdiction: &str, resource: &str, fields: &[&str]) -> String {
+    let body = json!({
+        "operator_org": "org-op", "operator_name": "运营机构",
+        "scope": [{"resource_id": resource, "fields": fields}],
+        "products": ["分析报告"],
+        "term_start": platform_calendar::today_in_china().to_string(),
+        "term_end": platform_calendar::today_in_china().checked_add_months(Months::new(24)).unwrap().to_string()
+    });
+    let r = p.auth_as(Role::ImplementingInstitution, jurisdiction, "POST", "/agreements", Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let why = json!({"reason": "按程序"});
+    p.auth_as(
+        Role::ImplementingInstitution,
+        jurisdiction,
+        "POST",
+        &format!("/agreements/{id}/sign"),
+        Some(why.clone()),
+    )
+    .await;
+    let r = p
+        .auth_as(Role::ImplementingInstitution, jurisdiction, "POST", &format!("/agreements/{id}/activate"), Some(why))
+        .await;
+    assert_eq!(r.body["state"], "active", "{}", r.body);
+    // The operator's person who asks is verified staff (NS-14).
+    p.verified_staff(jurisdiction, "op", Role::Operator).await;
+    id
+}
+
+pub fn operator(jurisdiction: &str) -> String {
+    platform_testkit::token("op", jurisdiction, &[Role::Operator])
+}
+
+pub fn request(agreement: &str, resource: &str, fields: &[&str], justifications: Value) -> Value {
+    json!({
+        "agreement_id": agreement,
+        "scenario": "公交线网优化",
+        "scope": [{"resource_id": resource, "fields": fields, "justifications": justifications}],
+        "development_plan": "按线路聚合客流，输出优化建议",
+        "valid_until": platform_calendar::today_in_china().checked_add_months(Months::new(6)).unwrap().to_string()
+    })
+}
+
+pub async fn approve_both(p: &Platform, jurisdiction: &str, request: &str) -> Value {
+    let ok = json!({"decision": "approve", "opinion": "同意"});
+    let r = p
+        .auth_as(
+            Role::ImplementingInstitution,
+            jurisdiction,
+            "POST",
+            &format!("/data-requests/{request}/decision"),
+            Some(ok.clone()),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["state"].as_str()),
+        (200, Some("submitted")),
+        "one approval is not enough (WF-18): {}",
+        r.body
+    );
+    let r = p
+        .auth_as(Role::DataSourceUnit, jurisdiction, "POST", &format!("/data-requests/{request}/decision"), Some(ok))
+        .await;
+    assert_eq!(r.body["state"], "approved", "{}", r.body);
+    r.body
+}
+
+/// A published resource `code` in `jurisdiction`, an active agreement of `org-op` over its field
+/// line_no, and a grant to the operator's verified person `op`: (agreement, resource, grant) ids.
+pub async fn active_grant(p: &Platform, jurisdiction: &str, code: &str) -> (String, String, String) {
+    let res = p.resource(jurisdiction, code, "unconditional").await;
+    let agreement = active_agreement(p, jurisdiction, &res, &["line_no"]).await;
+    let req = p
+        .call(
+            &p.auth.url(),
+            "POST",
+            "/data-requests",
+            Some(&operator(jurisdiction)),
+            Some(request(&agreement, &res, &["line_no"], json!({}))),
+        )
+        .await;
+    let grant =
+        approve_both(p, jurisdiction, req.body["id"].as_str().unwrap()).await["grant_id"].as_str().unwrap().to_string();
+    (agreement, res, grant)
 }

@@ -9,11 +9,17 @@ PROFILE="${BENCH_PROFILE:-release}"
 PGDIR="$CARGO_TARGET_DIR/bench-pg"
 PGPORT="${PLATFORM_BENCH_PG_PORT:-55449}"
 
-cargo build --locked --profile "$PROFILE" -p loadtest --bin bench
+cargo build --locked --profile "$PROFILE" -p loadtest --bin bench --bin bench_sandbox
 cargo build --locked --profile "$PROFILE" -p platform-launcher --bin platform
 dir="$CARGO_TARGET_DIR/$PROFILE"; [ "$PROFILE" = dev ] && dir="$CARGO_TARGET_DIR/debug"
 "$dir/platform" pg-stop --dir "$PGDIR" --port "$PGPORT" >/dev/null 2>&1 || true
 rm -rf "$PGDIR"
 url=$("$dir/platform" pg-start --dir "$PGDIR" --port "$PGPORT" | sed -n 's/^DATABASE_URL=//p')
 trap '"$dir/platform" pg-stop --dir "$PGDIR" --port "$PGPORT" >/dev/null 2>&1 || true' EXIT
-PLATFORM_TEST_DATABASE_URL="$url" PLATFORM_TEST_LOG=error "$dir/bench"
+# BENCH_ONLY=sandbox runs the sandbox gateway's part alone; BENCH_ONLY=authorization skips the catalog's.
+if [ "${BENCH_ONLY:-}" != sandbox ]; then
+  PLATFORM_TEST_DATABASE_URL="$url" PLATFORM_TEST_LOG=error "$dir/bench"
+fi
+if [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY:-}" = sandbox ]; then
+  PLATFORM_TEST_DATABASE_URL="$url" PLATFORM_TEST_LOG=error "$dir/bench_sandbox"
+fi

@@ -1,0 +1,280 @@
+//! `make bench`, sandbox gateway part (issue 4), each figure next to its baseline from the same run:
+//!
+//! (f) aggregate queries over a 1,000,000-row dataset through the gateway (check, rewrite,
+//!     workspace role, suppression, audit, metering, HTTP) next to the same SQL run directly on
+//!     PostgreSQL over the same workspace table — target: median ratio ≤ 1.2;
+//! (g) the check-and-rewrite step alone — target: p99 < 1 ms;
+//! (h) revocation: grant event produced → first refused query — target: p99 < 1 s.
+//!
+//! Plus the load throughput of the 1,000,000 rows (streamed CSV into COPY), for the record.
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use diesel_async::RunQueryDsl as _;
+use platform_auth::Role;
+use platform_events::authorization::{Grant, GrantChange, GrantEvent, GrantState, ScopeItem};
+use platform_events::{Envelope, EventMeta, topics};
+use platform_testkit as kit;
+use prost::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::json;
+
+const JURISDICTION: &str = "610100";
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "meets target" } else { "MISSES target" }
+}
+
+const FIELDS: &str = r#"[
+  {"name":"district","data_type":"text","sensitivity":"none","pii_kind":"none"},
+  {"name":"age","data_type":"integer","sensitivity":"none","pii_kind":"none"},
+  {"name":"income","data_type":"decimal","sensitivity":"none","pii_kind":"none"},
+  {"name":"id_card","data_type":"text","sensitivity":"sensitive_personal","pii_kind":"id_card"},
+  {"name":"phone","data_type":"text","sensitivity":"personal","pii_kind":"phone"}
+]"#;
+
+/// The aggregate queries of (f).
+const QUERIES: &[&str] = &[
+    "SELECT district, count(*), avg(age) FROM people GROUP BY district",
+    "SELECT district, count(DISTINCT id_card) FROM people WHERE age > 40 GROUP BY district",
+    "SELECT age, sum(income), count(*) FROM people GROUP BY age ORDER BY age",
+    "SELECT count(*), avg(income) FROM people WHERE district = '区3'",
+    "SELECT district, max(income), min(age) FROM people WHERE income > 5000 AND age < 60 GROUP BY district",
+];
+
+struct Rig {
+    gateway: platform_runtime::Running,
+    settings: platform_settings::CommonSettings,
+    producer: FutureProducer,
+    http: reqwest::Client,
+}
+
+impl Rig {
+    async fn resource(&self, code: &str) -> uuid::Uuid {
+        let id = uuid::Uuid::now_v7();
+        let mut c = platform_store::conn(&self.gateway.pool).await.unwrap();
+        // The catalog's read model, as catalog.resource.v1 would leave it.
+        diesel::sql_query(format!(
+            "INSERT INTO resources (id, jurisdiction, code, name, version, open_category, withdrawn, fields, event_version) \
+             VALUES ('{id}', '{JURISDICTION}', '{code}', '人口样本', 1, 'conditional', false, '{FIELDS}'::jsonb, 1)"
+        ))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        id
+    }
+
+    async fn load_rows(&self, resource: uuid::Uuid, rows: usize) -> f64 {
+        let mut csv = String::with_capacity(rows * 60);
+        csv.push_str("district,age,income,id_card,phone\n");
+        for i in 0..rows {
+            csv.push_str(&format!(
+                "区{},{},{}.25,6101{:02}1980{:08},139{:08}\n",
+                i % 16,
+                18 + i % 70,
+                1000 + (i * 7919) % 9000,
+                i % 30,
+                i,
+                i
+            ));
+        }
+        let started = Instant::now();
+        let r = self
+            .http
+            .post(format!("{}/datasets/{resource}/loads?format=csv", self.gateway.url()))
+            .bearer_auth(kit::token("loader", JURISDICTION, &[Role::DataSourceUnit]))
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap_or_default());
+        rows as f64 / started.elapsed().as_secs_f64()
+    }
+
+    async fn grant_event(&self, grant: &Grant, change: GrantChange, version: u64) {
+        let ev = GrantEvent { change: change as i32, grant: Some(grant.clone()), ..Default::default() };
+        let env = Envelope::wrap(
+            EventMeta {
+                event_type: "authorization.grant.changed".into(),
+                aggregate_id: grant.id.clone(),
+                aggregate_version: version,
+                producer: "bench".into(),
+                jurisdiction: JURISDICTION.into(),
+            },
+            &ev,
+        );
+        let topic = self.settings.kafka.topic(topics::AUTHORIZATION_GRANT);
+        let bytes = env.encode_to_vec();
+        self.producer
+            .send(FutureRecord::to(&topic).key(&grant.id).payload(&bytes), Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+
+    async fn opened(&self, grant: &Grant) {
+        let url = format!("{}/workspaces/{}", self.gateway.url(), grant.id);
+        let token = operator();
+        for _ in 0..3000 {
+            let r = self.http.get(&url).bearer_auth(&token).send().await.unwrap();
+            if r.status().is_success() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("workspace {} did not open", grant.id);
+    }
+
+    async fn query(&self, grant: &Grant, sql: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}/workspaces/{}/queries", self.gateway.url(), grant.id))
+            .bearer_auth(operator())
+            .json(&json!({ "sql": sql }))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+}
+
+fn operator() -> String {
+    kit::token("op", JURISDICTION, &[Role::Operator])
+}
+
+fn grant(resource: uuid::Uuid) -> Grant {
+    Grant {
+        id: uuid::Uuid::now_v7().to_string(),
+        agreement_id: uuid::Uuid::now_v7().to_string(),
+        jurisdiction: JURISDICTION.into(),
+        principal_org: "org-op".into(),
+        scenario: "bench".into(),
+        scope: vec![ScopeItem { resource_id: resource.to_string(), fields: vec![] }],
+        min_group_size: 10,
+        valid_until: "2027-12-31".into(),
+        state: GrantState::Active as i32,
+        log_retention_months: 6,
+        ..Default::default()
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let rows: usize = std::env::var("BENCH_SANDBOX_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let db = kit::database("sandbox_bench", sandbox_gateway::MIGRATIONS).await;
+    let settings = kit::settings(&db, &[("database.pool_size", "8"), ("http.workers", "2")]);
+    let gateway = sandbox_gateway::run(settings.clone()).await.unwrap();
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka.brokers)
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    let rig = Rig { gateway, settings, producer, http: reqwest::Client::new() };
+
+    // The dataset and its workspace.
+    let big = rig.resource("people").await;
+    let rate = rig.load_rows(big, rows).await;
+    println!("sandbox load: {rows} rows streamed as CSV into COPY at {rate:.0} rows/s");
+    let g = grant(big);
+    let started = Instant::now();
+    rig.grant_event(&g, GrantChange::Granted, 1).await;
+    rig.opened(&g).await;
+    println!(
+        "sandbox workspace of {rows} masked rows opened {:.1} s after the grant event",
+        started.elapsed().as_secs_f64()
+    );
+
+    // (f) through the gateway vs directly on PostgreSQL, alternating, same table.
+    let schema = format!("ws_{}", uuid::Uuid::parse_str(&g.id).unwrap().simple());
+    let (direct, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    direct.batch_execute(&format!("SET search_path = {schema}")).await.unwrap();
+    let rounds = 7;
+    let mut ratios = Vec::new();
+    println!("(f) aggregate queries over {rows} rows, median of {rounds} runs each (gateway vs direct PostgreSQL):");
+    for sql in QUERIES {
+        let (mut via, mut raw) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let (status, body) = rig.query(&g, sql).await;
+            assert_eq!(status, 200, "{sql}: {body}");
+            via.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            direct.query(*sql, &[]).await.unwrap();
+            raw.push(t.elapsed().as_secs_f64());
+        }
+        let (v, r) = (pct(&sorted(via), 0.5), pct(&sorted(raw), 0.5));
+        ratios.push(v / r);
+        println!("    {:>7.1} ms vs {:>7.1} ms  ratio {:.2}  {sql}", v * 1e3, r * 1e3, v / r);
+    }
+    let median = pct(&sorted(ratios), 0.5);
+    println!("(f) median ratio gateway/direct: {median:.2} (target <= 1.2: {})", verdict(median <= 1.2));
+
+    // (g) the check and rewrite alone, on the workspace's own relations.
+    let relations = vec![sandbox_gateway::check::Relation {
+        name: "people".into(),
+        unconditional: false,
+        columns: ["district", "age", "income", "id_card", "phone"]
+            .iter()
+            .map(|c| sandbox_gateway::check::Column {
+                name: c.to_string(),
+                sensitive: c.contains("id") || *c == "phone",
+            })
+            .collect(),
+    }];
+    let mut times = Vec::with_capacity(20_000);
+    for i in 0..20_000 {
+        let sql = QUERIES[i % QUERIES.len()];
+        let t = Instant::now();
+        let checked = sandbox_gateway::check::check(sql, &relations, 10_000);
+        times.push(t.elapsed().as_secs_f64());
+        assert!(checked.is_ok());
+    }
+    let times = sorted(times);
+    let (p50, p99) = (pct(&times, 0.5) * 1e3, pct(&times, 0.99) * 1e3);
+    println!("(g) check and rewrite: p50 {p50:.3} ms, p99 {p99:.3} ms (target p99 < 1 ms: {})", verdict(p99 < 1.0));
+
+    // (h) revocation: event produced → first refused query, over small workspaces.
+    let small = rig.resource("people_small").await;
+    rig.load_rows(small, 2_000).await;
+    let mut lat = Vec::new();
+    for _ in 0..20 {
+        let g = grant(small);
+        rig.grant_event(&g, GrantChange::Granted, 1).await;
+        rig.opened(&g).await;
+        let mut revoked = g.clone();
+        revoked.state = GrantState::Revoked as i32;
+        let t = Instant::now();
+        rig.grant_event(&revoked, GrantChange::Revoked, 2).await;
+        loop {
+            let (status, _) = rig.query(&g, "SELECT district, count(*) FROM people_small GROUP BY district").await;
+            if status == 409 {
+                break;
+            }
+            assert_eq!(status, 200);
+            if t.elapsed() > Duration::from_secs(30) {
+                panic!("revocation not seen after 30 s");
+            }
+        }
+        lat.push(t.elapsed().as_secs_f64());
+    }
+    let lat = sorted(lat);
+    let (p50, p99) = (pct(&lat, 0.5) * 1e3, pct(&lat, 0.99) * 1e3);
+    println!(
+        "(h) revocation to first refused query: p50 {p50:.0} ms, p99 {p99:.0} ms (target p99 < 1 s: {})",
+        verdict(p99 < 1000.0)
+    );
+    rig.gateway.stop().await;
+}

@@ -14,6 +14,7 @@ pub mod catalog_view;
 pub mod check;
 pub mod datasets;
 pub mod errors;
+pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod pgpool;

@@ -59,28 +59,46 @@ impl State {
     }
 }
 
-/// Stores every built-in profile version not stored yet; plans keep the version they were made
-/// under when a profile file changes.
+/// Stores each jurisdiction's effective profile as a new version when it differs from the newest
+/// stored one: its own file changed, or only a parent's did (the national defaults, say) while its
+/// own file version stayed. Old versions stay, so plans, agreements and grants keep the version
+/// they were made under. A new version is the stored one plus one, or the file's version when
+/// that is higher (a fresh database numbers as the files do). Returns the versions added.
 pub async fn load_profiles(pool: &Pool, profiles: &platform_policy::Profiles) -> Result<usize> {
-    let mut c = platform_store::conn(pool).await?;
-    let mut added = 0;
-    for j in profiles.jurisdictions() {
-        let resolved = profiles.resolve(&j.code).map_err(|e| Error::Corrupt(e.to_string()))?;
-        let level = serde_json::to_value(j.level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        let row = ProfileRow {
-            jurisdiction: j.code.clone(),
-            version: j.version as i32,
-            name: j.name.clone(),
-            level,
-            parent: j.parent.clone(),
-            profile: serde_json::to_value(&resolved).unwrap_or_default(),
-            loaded_at: Utc::now(),
-        };
-        if row.insert_if_new(&mut c).await? {
+    let mut pooled = platform_store::conn(pool).await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    conn.transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+        ProfileRow::lock_for_loading(c).await?;
+        let mut added = 0;
+        for j in profiles.jurisdictions() {
+            let mut resolved = profiles.resolve(&j.code).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let level =
+                serde_json::to_value(j.level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let file_version = j.version as i32;
+            let mut row = ProfileRow {
+                jurisdiction: j.code.clone(),
+                version: file_version,
+                name: j.name.clone(),
+                level,
+                parent: j.parent.clone(),
+                profile: serde_json::to_value(&resolved).unwrap_or_default(),
+                loaded_at: Utc::now(),
+                file_version,
+            };
+            if let Some(stored) = ProfileRow::find_current(c, &j.code).await? {
+                if stored.same_content(&row) {
+                    continue;
+                }
+                row.version = (stored.version + 1).max(file_version);
+            }
+            resolved.version = row.version as u32;
+            row.profile = serde_json::to_value(&resolved).unwrap_or_default();
+            row.insert(c).await?;
             added += 1;
         }
-    }
-    Ok(added)
+        Ok(added)
+    })
+    .await
 }
 
 pub async fn profiles(s: &State) -> Result<Vec<JurisdictionProfile>> {

@@ -17,6 +17,7 @@ pub mod schema {
             parent -> Nullable<Text>,
             profile -> Jsonb,
             loaded_at -> Timestamptz,
+            file_version -> Integer,
         }
     }
 
@@ -88,26 +89,50 @@ pub struct ProfileRow {
     pub parent: Option<String>,
     pub profile: serde_json::Value,
     pub loaded_at: DateTime<Utc>,
+    /// The version of the jurisdiction's own file the profile was resolved from; `version`
+    /// moves on also when only a parent's file changed.
+    pub file_version: i32,
 }
 
+/// The lock profile loaders take, so that replicas starting together number versions once:
+/// "authprof" in ASCII.
+const PROFILE_LOAD_LOCK: i64 = 0x6175_7468_7072_6f66;
+
 impl ProfileRow {
-    /// Records `row` unless that jurisdiction's version is already stored.
-    pub async fn insert_if_new(&self, conn: &mut AsyncPgConnection) -> Result<bool> {
-        let n =
-            diesel::insert_into(profile_versions::table).values(self).on_conflict_do_nothing().execute(conn).await?;
-        Ok(n == 1)
+    pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        diesel::insert_into(profile_versions::table).values(self).execute(conn).await?;
+        Ok(())
     }
 
-    /// The newest version of `jurisdiction`'s profile.
-    pub async fn current(conn: &mut AsyncPgConnection, jurisdiction: &str) -> Result<ProfileRow> {
-        profile_versions::table
+    /// Serializes profile loading until the caller's transaction ends.
+    pub async fn lock_for_loading(conn: &mut AsyncPgConnection) -> Result<()> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(PROFILE_LOAD_LOCK)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The newest version of `jurisdiction`'s profile, if any is stored.
+    pub async fn find_current(conn: &mut AsyncPgConnection, jurisdiction: &str) -> Result<Option<ProfileRow>> {
+        Ok(profile_versions::table
             .filter(profile_versions::jurisdiction.eq(jurisdiction))
             .order(profile_versions::version.desc())
             .select(ProfileRow::as_select())
             .first(conn)
             .await
-            .optional()?
-            .ok_or_else(|| Error::UnknownJurisdiction(jurisdiction.into()))
+            .optional()?)
+    }
+
+    /// Whether this version holds the same effective profile (name, place in the tree, values).
+    pub fn same_content(&self, other: &ProfileRow) -> bool {
+        (&self.name, &self.level, &self.parent, self.profile.get("values"))
+            == (&other.name, &other.level, &other.parent, other.profile.get("values"))
+    }
+
+    /// The newest version of `jurisdiction`'s profile.
+    pub async fn current(conn: &mut AsyncPgConnection, jurisdiction: &str) -> Result<ProfileRow> {
+        Self::find_current(conn, jurisdiction).await?.ok_or_else(|| Error::UnknownJurisdiction(jurisdiction.into()))
     }
 
     pub async fn find(conn: &mut AsyncPgConnection, jurisdiction: &str, version: i32) -> Result<ProfileRow> {

@@ -19,6 +19,9 @@ pub struct JurisdictionProfile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     pub version: i32,
+    /// The version of the jurisdiction's own profile file; `version` also moves when only a
+    /// parent's file changed.
+    pub file_version: i32,
     #[schema(value_type = Object)]
     pub values: serde_json::Value,
 }
@@ -32,6 +35,7 @@ impl JurisdictionProfile {
             level: r.level,
             parent: r.parent,
             version: r.version,
+            file_version: r.file_version,
             values,
         })
     }

@@ -1,0 +1,1 @@
+ALTER TABLE profile_versions DROP COLUMN file_version;

@@ -323,9 +323,10 @@ def check_config(where: str, cm: dict) -> None:
     except tomllib.TOMLDecodeError as e:
         C.ok(False, f"{where}: platform.toml is not TOML: {e}")
         return
-    known = {"http", "database", "kafka", "telemetry", "auth"}
+    known = {"http", "database", "kafka", "telemetry", "auth", "jobs"}
     C.ok(set(cfg) <= known, f"{where}: sections {sorted(cfg)} are known to shared/settings")
-    C.ok("url" not in cfg.get("database", {}) and not {"sasl_username", "sasl_password"} & set(cfg.get("kafka", {})),
+    C.ok("url" not in cfg.get("database", {}) and not {"sasl_username", "sasl_password"} & set(cfg.get("kafka", {}))
+         and "credentials_key" not in cfg.get("jobs", {}),
          f"{where}: no secret in the ConfigMap")
     C.ok(cfg.get("kafka", {}).get("group_prefix"), f"{where}: kafka.group_prefix set")
     auth = cfg.get("auth", {})
@@ -344,6 +345,7 @@ def check_network_policy(where: str, np: dict, svc: dict, values: dict) -> None:
     np_v = values["networkPolicy"]
     allowed = (dig(svc, "database", "to") or []) + np_v["kafka"]["to"] + np_v["otlpCollector"]["to"] + np_v["dns"]["to"]
     allowed += [p for r in np_v.get("extraEgress") or [] for p in r.get("to", [])]
+    allowed += [p for r in dig(svc, "networkPolicy", "extraEgress") or [] for p in r.get("to", [])]
     C.ok(egress_peers and all(p in allowed for p in egress_peers), f"{where}: egress only to database, Kafka, OTLP collector, DNS")
     C.ok(all(r.get("to") for r in spec.get("egress", [])), f"{where}: no egress rule open to everywhere")
 

@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files =
-        [
-        "platform/envelope.proto", "platform/catalog.proto", "platform/authorization.proto", "platform/city.proto",
+    let files = [
+        "platform/envelope.proto",
+        "platform/catalog.proto",
+        "platform/authorization.proto",
+        "platform/city.proto",
         "platform/sandbox.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());

@@ -15,6 +15,7 @@ use crate::audit::{self, Stored, Verification};
 use crate::datasets::{self, Dataset, Format, LoadOutcome};
 use crate::errors::Error;
 use crate::query::{self, QueryOutcome};
+use crate::workloads::{self, Job, JobBody};
 use crate::workspaces::{self, StoredRelation, WORKSPACE_COLUMNS, WorkspaceRow};
 
 type Reply = Result<HttpResponse, Problem>;
@@ -36,6 +37,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/workspaces/{grant}", web::get().to(get_workspace))
         .route("/workspaces/{grant}/queries", web::post().to(run_query))
         .route("/workspaces/{grant}/checks", web::post().to(check_query))
+        .route("/workspaces/{grant}/jobs", web::post().to(submit_job))
+        .route("/workspaces/{grant}/jobs/{name}", web::get().to(job_status))
         .route("/audit", web::get().to(list_audit))
         .route("/audit/verify", web::get().to(verify_audit))
         .route("/destructions", web::get().to(list_destructions));
@@ -207,6 +210,23 @@ async fn check_query(caller: Caller, s: web::Data<State>, grant: web::Path<Uuid>
     Ok(HttpResponse::Ok().json(out))
 }
 
+#[utoipa::path(post, path = "/workspaces/{grant}/jobs", params(("grant" = Uuid, Path)), request_body = JobBody,
+    responses((status = 202, body = Job), (status = 422, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])), description = "Run an analysis job of an approved image in the workspace (the grant's principal: operator, partner; ZJK-19). Locally `platform/sql-job` runs its args as checked SQL.")]
+async fn submit_job(caller: Caller, s: web::Data<State>, grant: web::Path<Uuid>, body: Json<JobBody>) -> Reply {
+    caller.require(QUERIERS)?;
+    Ok(HttpResponse::Accepted().json(workloads::submit(&s, &caller, grant.into_inner(), body.0).await?))
+}
+
+#[utoipa::path(get, path = "/workspaces/{grant}/jobs/{name}", params(("grant" = Uuid, Path), ("name" = String, Path)),
+    responses((status = 200, body = Job), (status = 404, body = Problem)),
+    security(("bearer" = [])), description = "A job's state and, for in-process jobs, its results (the grant's principal).")]
+async fn job_status(caller: Caller, s: web::Data<State>, path: web::Path<(Uuid, String)>) -> Reply {
+    caller.require(QUERIERS)?;
+    let (grant, name) = path.into_inner();
+    Ok(HttpResponse::Ok().json(workloads::status(&s, &caller, grant, name).await?))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
@@ -287,7 +307,7 @@ async fn list_destructions(caller: Caller, s: web::Data<State>, p: web::Query<Pa
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Sandbox gateway", description = "原始数据不出域、数据可用不可见: staged data, workspaces per grant, checked queries, audit."),
-    paths(load, versions, list_workspaces, get_workspace, run_query, check_query, list_audit, verify_audit, list_destructions),
+    paths(load, versions, list_workspaces, get_workspace, run_query, check_query, submit_job, job_status, list_audit, verify_audit, list_destructions),
     components(schemas(Problem, QueryBody)),
     modifiers(&BearerAuth)
 )]

@@ -19,6 +19,8 @@ pub struct State {
     pub profiles: Arc<Profiles>,
     pub topic_prefix: String,
     pub metrics: crate::metrics::GatewayMetrics,
+    /// Analysis jobs (None only while starting).
+    pub workloads: Option<crate::workloads::Workloads>,
 }
 
 impl State {

@@ -37,6 +37,8 @@ pub enum Error {
     Pool(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("job: {0}")]
+    Job(crate::jobs::JobError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -98,6 +100,28 @@ impl From<Error> for Problem {
             Error::Corrupt(what) => {
                 tracing::error!(what, "corrupt stored data");
                 Problem::internal()
+            }
+            Error::Job(e) => {
+                use crate::jobs::JobError as J;
+                match e {
+                    J::ImageNotApproved { .. } => {
+                        Problem::new(unprocessable, "image-not-approved", "The image is not approved")
+                            .with_detail(e.to_string())
+                            .with_field("image")
+                            .with_rule(crate::jobs::IMAGE_RULE)
+                    }
+                    J::Invalid { field, reason } => Problem::invalid_field(field, reason),
+                    J::WorkspaceNotOpen(_) => {
+                        Problem::new(StatusCode::CONFLICT, "workspace-closed", "The workspace is closed")
+                            .with_detail(e.to_string())
+                            .with_rule("ZJK-34")
+                    }
+                    J::JobNotFound(name) => Problem::not_found("job-not-found", format!("no job {name}")),
+                    J::Config(_) | J::Kube(_) => {
+                        tracing::error!(error = %e, "job backend failed");
+                        Problem::unavailable("the job backend is unavailable")
+                    }
+                }
             }
         }
     }

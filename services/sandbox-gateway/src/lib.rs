@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod pgpool;
 pub mod query;
 pub mod suppress;
+pub mod workloads;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -39,15 +40,44 @@ pub static MIGRATIONS: &[EmbeddedMigrations] = &[platform_messaging::MIGRATIONS,
 
 /// Built-in defaults (TOML); a file and `PLATFORM__…` variables override them.
 pub fn default_settings() -> String {
-    format!("{}\n", platform_settings::COMMON_DEFAULTS).replace("bind = \"127.0.0.1:0\"", "bind = \"127.0.0.1:8083\"")
+    format!("{}\n{}", platform_settings::COMMON_DEFAULTS, workloads::JOBS_DEFAULTS)
+        .replace("bind = \"127.0.0.1:0\"", "bind = \"127.0.0.1:8083\"")
+}
+
+/// The gateway's settings: the shared sections and `[jobs]`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct GatewaySettings {
+    #[serde(flatten)]
+    pub common: CommonSettings,
+    pub jobs: workloads::JobsSettings,
+}
+
+impl platform_settings::Validate for GatewaySettings {
+    fn validate(&self) -> Result<(), platform_settings::SettingsError> {
+        self.common.validate()?;
+        self.jobs.validate()
+    }
+}
+
+impl platform_settings::HasCommon for GatewaySettings {
+    fn common(&self) -> &CommonSettings {
+        &self.common
+    }
 }
 
 fn step(step: &'static str) -> impl Fn(String) -> StartError {
     move |reason| StartError::Step { service: SERVICE, step, reason }
 }
 
-/// Starts the gateway: migrations, relay, consumers of grants and resources, HTTP.
+/// Starts the gateway with in-process jobs (the launcher and the tests).
 pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
+    run_with(GatewaySettings { common: settings, jobs: workloads::JobsSettings::local() }).await
+}
+
+/// Starts the gateway: migrations, relay, consumers of grants and resources, the job
+/// backend and its reconcile loop, HTTP.
+pub async fn run_with(settings: GatewaySettings) -> Result<Running, StartError> {
+    let GatewaySettings { common: settings, jobs: jobs_settings } = settings;
     let topic_prefix = settings.kafka.topic_prefix.clone();
     let data_url = settings.database.url.clone();
     let data_size = settings.database.pool_size;
@@ -56,8 +86,14 @@ pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
     let profiles = Arc::new(platform_policy::Profiles::built_in().map_err(|e| step("policy profiles")(e.to_string()))?);
     let metrics = metrics::GatewayMetrics::new(&platform.metrics).map_err(|e| step("metrics")(e.to_string()))?;
     let data = pgpool::pool(&data_url, data_size).map_err(step("data pool"))?;
+    let cell = Arc::new(std::sync::OnceLock::new());
+    let workloads = workloads::start(jobs_settings, cell.clone()).await.map_err(step("job backend"))?;
     platform.consume("sandbox-gateway-catalog", &[topics::CATALOG_RESOURCE], Arc::new(catalog_view::CatalogView))?;
-    let grants = workspaces::GrantHandler { profiles: profiles.clone(), topic_prefix: topic_prefix.clone() };
+    let grants = workspaces::GrantHandler {
+        profiles: profiles.clone(),
+        topic_prefix: topic_prefix.clone(),
+        changed: Some(workloads.wake.clone()),
+    };
     platform.consume("sandbox-gateway-grants", &[topics::AUTHORIZATION_GRANT], Arc::new(grants))?;
     let state = app::State {
         pool: platform.pool.clone(),
@@ -66,7 +102,10 @@ pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
         profiles,
         topic_prefix,
         metrics,
+        workloads: Some(workloads.clone()),
     };
+    let _ = cell.set(state.clone());
+    platform.spawn(move |stop| workloads.run(cell, stop));
     let gauges = state.clone();
     platform.spawn(move |stop| refresh_gauges(gauges, stop));
     let data = actix_web::web::Data::new(state);

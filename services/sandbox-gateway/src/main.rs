@@ -5,7 +5,7 @@ async fn main() {
     platform_runtime::service_main(
         sandbox_gateway::SERVICE,
         &sandbox_gateway::default_settings(),
-        sandbox_gateway::run,
+        sandbox_gateway::run_with,
     )
     .await;
 }

@@ -279,6 +279,8 @@ pub async fn refresh_for_resource(conn: &mut AsyncPgConnection, resource: Uuid) 
 pub struct GrantHandler {
     pub profiles: Arc<Profiles>,
     pub topic_prefix: String,
+    /// Woken after a change, so job environments follow at once (see [`crate::workloads`]).
+    pub changed: Option<Arc<tokio::sync::Notify>>,
 }
 
 fn system_record(grant: &pb::Grant, id: Uuid, action: &str, what: String, rule: &str, rows: i64) -> Record {
@@ -376,6 +378,10 @@ impl GrantHandler {
         .bind::<BigInt, _>(version)
         .execute(c)
         .await?;
+        if state == "closed" {
+            // Jobs log in as the workspace role on Kubernetes: no new session while closed.
+            diesel::sql_query(format!("ALTER ROLE {} NOLOGIN", quote_ident(&w.schema_name))).execute(c).await?;
+        }
         let action = if state == "closed" { "close" } else { "reopen" };
         let what = format!("workspace {} {state}", w.schema_name);
         audit::append(c, &self.topic_prefix, &w.jurisdiction, &system_record(g, w.grant_id, action, what, rule, 0))

@@ -317,6 +317,28 @@ async fn each_executed_query_is_metered_and_refusal_bursts_alert_wf_30() {
     .await;
     assert_eq!((alert.threshold, alert.rule.as_str()), (20, "WF-30"));
     assert_eq!(p.count("SELECT count(*) AS n FROM refusal_alerts").await, 1, "one alert per window");
+
+    // What the dashboard and the alerts read is exported, with the service label.
+    let m = p.http.get(format!("{}/metrics", p.gateway.url())).send().await.unwrap().text().await.unwrap();
+    let svc = [("service", "sandbox-gateway")];
+    assert_eq!(kit::metric_value(&m, "sandbox_queries_total", &[svc[0], ("decision", "allowed")]), Some(1.0));
+    assert_eq!(kit::metric_value(&m, "sandbox_queries_total", &[svc[0], ("decision", "refused")]), Some(21.0));
+    assert_eq!(kit::metric_value(&m, "sandbox_refusal_bursts_total", &svc), Some(1.0));
+    assert!(
+        kit::metric_value(&m, "sandbox_refusals_total", &[("check", "sensitive-field"), ("rule", "ZJK-21")])
+            >= Some(21.0)
+    );
+    for family in [
+        "sandbox_query_duration_seconds_count",
+        "sandbox_check_duration_seconds_count",
+        "sandbox_suppressed_groups_total",
+        "sandbox_loaded_rows_total",
+        "sandbox_audit_chain_broken",
+        "sandbox_open_workspaces",
+    ] {
+        assert!(kit::metric_value(&m, family, &svc).is_some(), "{family} is exported");
+    }
+    assert!(kit::metric_value(&m, "sandbox_loads_total", &[svc[0], ("outcome", "stored")]) >= Some(1.0));
 }
 
 #[tokio::test]
@@ -330,12 +352,16 @@ async fn every_endpoint_refuses_the_roles_it_does_not_name() {
         ("GET", format!("/workspaces/{id}"), &[Role::Operator, Role::Partner, Role::DataAdmin, Role::PlatformAdmin]),
         ("POST", format!("/workspaces/{id}/queries"), sandbox_gateway::api::QUERIERS),
         ("POST", format!("/workspaces/{id}/checks"), sandbox_gateway::api::QUERIERS),
+        ("POST", format!("/workspaces/{id}/jobs"), sandbox_gateway::api::QUERIERS),
+        ("GET", format!("/workspaces/{id}/jobs/job-1"), sandbox_gateway::api::QUERIERS),
         ("GET", "/audit".into(), sandbox_gateway::api::SUPERVISORS),
         ("GET", "/audit/verify".into(), sandbox_gateway::api::SUPERVISORS),
         ("GET", "/destructions".into(), sandbox_gateway::api::SUPERVISORS),
     ];
     for (method, path, allowed) in cases {
-        let body = (method == "POST").then(|| json!({ "sql": "SELECT 1" }));
+        let body = (method == "POST").then(|| {
+            if path.ends_with("/jobs") { json!({ "image": "platform/sql-job" }) } else { json!({ "sql": "SELECT 1" }) }
+        });
         let r = p.call(method, &path, None, body.clone()).await;
         assert_eq!(r.status, 401, "{method} {path} without a token");
         for role in Role::ALL {

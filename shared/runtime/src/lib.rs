@@ -189,19 +189,20 @@ impl Running {
 /// The whole `main` of a service binary: load settings (the service's defaults < `PLATFORM_CONFIG`
 /// file < `PLATFORM__…` environment; exit 2 naming the key on error), install telemetry, start
 /// the service with `run`, and stop it cleanly on Ctrl-C or SIGTERM.
-pub async fn service_main<F, Fut>(service: &'static str, defaults: &str, run: F)
+pub async fn service_main<S, F, Fut>(service: &'static str, defaults: &str, run: F)
 where
-    F: FnOnce(CommonSettings) -> Fut,
+    S: serde::de::DeserializeOwned + platform_settings::Validate + platform_settings::HasCommon,
+    F: FnOnce(S) -> Fut,
     Fut: std::future::Future<Output = Result<Running, StartError>>,
 {
-    let settings: CommonSettings = match platform_settings::load(defaults, &platform_settings::Sources::default()) {
+    let settings: S = match platform_settings::load(defaults, &platform_settings::Sources::default()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{service}: {e}");
             std::process::exit(2);
         }
     };
-    let _telemetry = match platform_telemetry::init(service, &settings.telemetry, None) {
+    let _telemetry = match platform_telemetry::init(service, &settings.common().telemetry, None) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("{service}: {e}");

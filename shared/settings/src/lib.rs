@@ -319,6 +319,18 @@ impl AuthSettings {
     }
 }
 
+/// Settings that carry the shared sections (a service with sections of its own flattens
+/// [`CommonSettings`] into its struct and implements this).
+pub trait HasCommon {
+    fn common(&self) -> &CommonSettings;
+}
+
+impl HasCommon for CommonSettings {
+    fn common(&self) -> &CommonSettings {
+        self
+    }
+}
+
 /// The sections every service shares, as one block.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct CommonSettings {

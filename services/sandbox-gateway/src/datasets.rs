@@ -354,6 +354,7 @@ impl Loader<'_> {
 }
 
 /// Streams `body` into a new dataset version of `resource` (see the module documentation).
+#[tracing::instrument(name = "sandbox.load", skip_all, fields(resource = %resource, format = ?format))]
 pub async fn load<S, E>(
     state: &State,
     caller: &Caller,

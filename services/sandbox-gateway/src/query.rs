@@ -133,6 +133,7 @@ pub fn check(ws: &WorkspaceRow, sql: &str) -> std::result::Result<check::Checked
 }
 
 /// Runs `sql` for `caller` in the workspace of `grant`.
+#[tracing::instrument(name = "sandbox.query", skip_all, fields(grant = %grant, principal = caller.subject()))]
 pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Result<QueryOutcome> {
     if sql.len() > MAX_SQL_BYTES {
         return Err(Error::Invalid { field: "sql".into(), reason: format!("longer than {MAX_SQL_BYTES} bytes") });
@@ -261,6 +262,7 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
 }
 
 /// The audit record and, for an executed query, its usage event, in one transaction.
+#[tracing::instrument(name = "sandbox.audit_append", skip_all, fields(db.system = "postgresql"))]
 async fn append_with_usage(state: &State, ws: &WorkspaceRow, rec: Record, usage: Option<UsageEvent>) -> Result<i64> {
     let prefix = state.topic_prefix.clone();
     let jurisdiction = ws.jurisdiction.clone();
@@ -291,6 +293,7 @@ async fn append_with_usage(state: &State, ws: &WorkspaceRow, rec: Record, usage:
 }
 
 /// Runs the rewritten statement as the workspace role; `None` when the workspace is closed.
+#[tracing::instrument(name = "sandbox.execute", skip_all, fields(db.system = "postgresql", workspace = %ws.schema_name))]
 async fn execute(state: &State, ws: &WorkspaceRow, sql: &str) -> Result<Option<Vec<String>>> {
     let mut data = state.data.get().await?;
     let tx = data.transaction().await?;

@@ -468,6 +468,7 @@ impl GrantHandler {
         audit::destruction(c, &self.topic_prefix, &w.jurisdiction, w.grant_id, seq as u64, ev).await
     }
 
+    #[tracing::instrument(name = "sandbox.grant_event", skip_all, fields(grant = %env.aggregate_id, version = env.aggregate_version))]
     async fn apply(&self, c: &mut AsyncPgConnection, env: &Envelope) -> Result<(), HandlerError> {
         let ev: pb::GrantEvent = env.payload_as().map_err(|e| HandlerError::Permanent(e.to_string()))?;
         let g = ev.grant.as_ref().ok_or_else(|| HandlerError::Permanent("grant event without a grant".into()))?;

@@ -412,3 +412,40 @@ async fn logs_stay_for_the_retention_period_then_are_purged_keeping_the_chain_wf
     // A purged record may not be changed further.
     assert!(p.exec_sql(&format!("UPDATE audit_log SET decision = 'allowed' WHERE {mine}")).await.is_err());
 }
+
+#[tokio::test]
+async fn one_trace_follows_a_query_through_http_the_database_and_kafka() {
+    let p = start().await;
+    let id = people(&p, 40, 2).await;
+    let g = grant(&[&id], 10);
+    p.grant_event(&g, GrantChange::Granted, 1).await;
+    let r = p.query(&g, "SELECT district, count(*) FROM xa_mz_0001 GROUP BY district").await;
+    assert_eq!(r.status, 200);
+    let attr = |sp: &kit::SpanData, key: &str| {
+        sp.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().to_string())
+    };
+    let (query, execute, append, publish) = kit::eventually("the query's spans", Duration::from_secs(20), || async {
+        let all = kit::spans();
+        let query = all
+            .iter()
+            .find(|s| s.name == "sandbox.query" && attr(s, "grant").as_deref() == Some(g.id.as_str()))?
+            .clone();
+        let child = |name: &str| {
+            all.iter().find(|s| s.name == name && s.parent_span_id == query.span_context.span_id()).cloned()
+        };
+        let publish = all
+            .iter()
+            .find(|s| s.name == "outbox.publish" && s.span_context.trace_id() == query.span_context.trace_id())
+            .cloned();
+        Some((query.clone(), child("sandbox.execute")?, child("sandbox.audit_append")?, publish?))
+    })
+    .await;
+    assert_eq!(attr(&execute, "db.system").as_deref(), Some("postgresql"));
+    assert_eq!(append.span_context.trace_id(), query.span_context.trace_id());
+
+    assert_eq!(
+        publish.span_context.trace_id(),
+        query.span_context.trace_id(),
+        "the audit and usage events continue the trace"
+    );
+}

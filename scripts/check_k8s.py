@@ -273,9 +273,23 @@ def check_rendered(label: str, objs: list[dict], values: dict, rules_groups: lis
                     C.ok(False, f"{label}: dashboard {k} is not JSON: {e}")
     else:
         C.ok(not cms, f"{label}: no dashboards when disabled")
-    sgw = [o for o in objs if o["kind"] in {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}]
-    C.ok(bool(sgw) == bool(dig(values, "sandboxGateway", "rbac", "rules") and "sandbox-gateway" in services),
-         f"{label}: sandbox-gateway RBAC only with rules and the service (issue 4)")
+    rbac = [o for o in objs if o["kind"] in {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}]
+    # Each service's RBAC exactly when its rules and the service are there: the sandbox gateway's
+    # cluster-wide (a namespace per workspace, issue 4), authorization's in the release's
+    # namespace only (the scheduler's Lease, issue 3).
+    for svc, key, kinds in (("sandbox-gateway", "sandboxGateway", ("ClusterRole", "ClusterRoleBinding")),
+                            ("authorization", "authorization", ("Role", "RoleBinding"))):
+        mine = [o for o in rbac if dig(o, "metadata", "name", default="").endswith(svc)]
+        wanted = bool(dig(values, key, "rbac", "rules") and svc in services)
+        C.ok(sorted(o["kind"] for o in mine) == (sorted(kinds) if wanted else []),
+             f"{label}: {svc} RBAC ({', '.join(kinds)}) only with rules and the service")
+        if wanted:
+            bound = [o for o in mine if o["kind"].endswith("Binding")]
+            C.ok(all(dig(b, "subjects", default=[{}])[0].get("name") == dig(b, "metadata", "name")
+                     and dig(b, "roleRef", "kind") == kinds[0] for b in bound),
+                 f"{label}: {svc} RBAC bound to its own ServiceAccount")
+    C.ok(len(rbac) == sum(1 for o in rbac if dig(o, "metadata", "name", default="").endswith(("sandbox-gateway", "authorization"))),
+         f"{label}: no other RBAC")
 
 
 def check_deployment(where: str, dep: dict, svc: dict, values: dict) -> None:
@@ -323,7 +337,7 @@ def check_config(where: str, cm: dict) -> None:
     except tomllib.TOMLDecodeError as e:
         C.ok(False, f"{where}: platform.toml is not TOML: {e}")
         return
-    known = {"http", "database", "kafka", "telemetry", "auth", "jobs"}
+    known = {"http", "database", "kafka", "telemetry", "auth", "jobs", "scheduler"}
     C.ok(set(cfg) <= known, f"{where}: sections {sorted(cfg)} are known to shared/settings")
     C.ok("url" not in cfg.get("database", {}) and not {"sasl_username", "sasl_password"} & set(cfg.get("kafka", {}))
          and "credentials_key" not in cfg.get("jobs", {}),

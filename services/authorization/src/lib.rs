@@ -19,6 +19,7 @@ pub mod domain;
 pub mod errors;
 pub mod events;
 pub mod grants;
+pub mod lease;
 pub mod sandbox_audit;
 pub mod scheduler;
 pub mod selections;
@@ -40,8 +41,31 @@ pub const SERVICE: &str = "authorization";
 pub const AUTHORIZATION_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 pub static MIGRATIONS: &[EmbeddedMigrations] = &[platform_messaging::MIGRATIONS, AUTHORIZATION_MIGRATIONS];
 
+/// Built-in defaults (TOML); a file and `PLATFORM__…` variables override them.
 pub fn default_settings() -> String {
-    format!("{}\n", platform_settings::COMMON_DEFAULTS).replace("bind = \"127.0.0.1:0\"", "bind = \"127.0.0.1:8082\"")
+    format!("{}\n{}", platform_settings::COMMON_DEFAULTS, scheduler::SCHEDULER_DEFAULTS)
+        .replace("bind = \"127.0.0.1:0\"", "bind = \"127.0.0.1:8082\"")
+}
+
+/// The service's settings: the shared sections and `[scheduler]`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AuthorizationSettings {
+    #[serde(flatten)]
+    pub common: CommonSettings,
+    pub scheduler: scheduler::SchedulerSettings,
+}
+
+impl platform_settings::Validate for AuthorizationSettings {
+    fn validate(&self) -> Result<(), platform_settings::SettingsError> {
+        self.common.validate()?;
+        self.scheduler.validate()
+    }
+}
+
+impl platform_settings::HasCommon for AuthorizationSettings {
+    fn common(&self) -> &CommonSettings {
+        &self.common
+    }
 }
 
 fn step_err(step: &'static str) -> impl Fn(String) -> StartError {
@@ -51,12 +75,28 @@ fn step_err(step: &'static str) -> impl Fn(String) -> StartError {
 /// How often the deadline scheduler ticks: the leader sweeps, a standby tries to take the lead.
 pub const SCHEDULER_TICK: Duration = Duration::from_secs(30);
 
+/// Starts the service with the scheduler elected by advisory lock (the launcher and the tests).
 pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
     run_with_tick(settings, SCHEDULER_TICK).await
 }
 
 /// [`run`] with another scheduler tick (tests use a short one to see a standby take over).
 pub async fn run_with_tick(settings: CommonSettings, tick: Duration) -> Result<Running, StartError> {
+    let settings = AuthorizationSettings { common: settings, scheduler: scheduler::SchedulerSettings::advisory_lock() };
+    start(settings, tick).await
+}
+
+/// Starts the service with its own settings (the binary): the scheduler elects by Kubernetes
+/// Lease in a pod, by advisory lock elsewhere, as `[scheduler]` says.
+pub async fn run_with(settings: AuthorizationSettings) -> Result<Running, StartError> {
+    start(settings, SCHEDULER_TICK).await
+}
+
+async fn start(settings: AuthorizationSettings, tick: Duration) -> Result<Running, StartError> {
+    let AuthorizationSettings { common: settings, scheduler: election } = settings;
+    let leadership = scheduler::Leadership::start(&election, &settings.database.url, scheduler::in_cluster())
+        .await
+        .map_err(step_err("leader election"))?;
     let topic_prefix = settings.kafka.topic_prefix.clone();
     let mut platform = Platform::start(
         SERVICE,
@@ -110,11 +150,11 @@ pub async fn run_with_tick(settings: CommonSettings, tick: Duration) -> Result<R
         }
     });
     // Deadlines (agreement and grant expiry) are swept by one replica at a time: the holder of a
-    // PostgreSQL session advisory lock (see `scheduler`).
+    // Kubernetes Lease or of a PostgreSQL session advisory lock (see `scheduler`).
     let scheduler =
         scheduler::SchedulerMetrics::new(&platform.metrics.registry).map_err(|e| step_err("metrics")(e.to_string()))?;
-    let (sweeper, url) = (state.clone(), platform.settings.database.url.clone());
-    platform.spawn(move |stop| scheduler::run(sweeper, url, tick, scheduler, stop));
+    let sweeper = state.clone();
+    platform.spawn(move |stop| scheduler::run(sweeper, leadership, tick, scheduler, stop));
     let data = actix_web::web::Data::new(state);
     platform.serve(move |cfg| {
         cfg.app_data(data.clone()).configure(api::routes);

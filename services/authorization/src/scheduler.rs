@@ -1,17 +1,20 @@
-//! The deadline scheduler (agreement and grant expiry) runs on one
-//! replica at a time: the one that holds a PostgreSQL session advisory lock on a connection of
-//! its own. A standby tries to take the lock at every tick and skips the sweeps while it cannot;
-//! when the leader stops, or its connection dies, the server releases the lock and a standby
-//! takes over at its next tick. The sweeps themselves stay idempotent (rows re-read under lock,
-//! `SKIP LOCKED`), so even the short overlap a lost connection can cause neither repeats nor
+//! The deadline scheduler (agreement and grant expiry) runs on one replica at a time: on
+//! Kubernetes the holder of a Lease (see [`crate::lease`]), elsewhere the one that holds a
+//! PostgreSQL session advisory lock on a connection of its own. A standby tries to take the lead
+//! at every tick and skips the sweeps while it cannot; when the leader stops it gives the lead up,
+//! and when it dies its session ends (the lock) or its Lease lapses, and a standby takes over at
+//! its next tick. The sweeps themselves stay idempotent (rows re-read under lock, `SKIP LOCKED`),
+//! so even the short overlap a lost connection or a lapsed Lease can cause neither repeats nor
 //! misses an action.
 
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::app::State;
+use crate::lease::LeaseLock;
 
 /// The lock's key: "authswep" in ASCII, distinct from the relay's and the migrations' keys.
 pub const LOCK_KEY: i64 = 0x6175_7468_7377_6570;
@@ -24,17 +27,141 @@ diesel::define_sql_function! {
     fn pg_advisory_unlock(key: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
 }
 
-/// This replica's claim on the scheduler: a dedicated connection (never a pooled one, which
-/// would carry the session lock back into the pool) and whether it holds the lock.
-pub struct Leadership {
+/// The `[scheduler]` settings section: how replicas elect the one that sweeps.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// `auto` (a Lease when `KUBERNETES_SERVICE_HOST` is set, i.e. in a pod; the advisory lock
+    /// otherwise), `lease` or `advisory_lock`.
+    pub leader_election: String,
+    pub lease_name: String,
+    /// Empty: the pod's own namespace.
+    #[serde(default)]
+    pub lease_namespace: String,
+    /// How long a Lease not renewed keeps standbys waiting; more than two ticks.
+    pub lease_duration_secs: u64,
+}
+
+/// The built-in `[scheduler]` section.
+pub const SCHEDULER_DEFAULTS: &str = r#"
+[scheduler]
+leader_election = "auto"
+lease_name = "authorization-scheduler"
+lease_namespace = ""
+lease_duration_secs = 90
+"#;
+
+/// How leadership is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Election {
+    Lease,
+    AdvisoryLock,
+}
+
+impl SchedulerSettings {
+    /// The advisory lock, whatever the environment (the launcher and the tests).
+    pub fn advisory_lock() -> SchedulerSettings {
+        SchedulerSettings {
+            leader_election: "advisory_lock".into(),
+            lease_name: "authorization-scheduler".into(),
+            lease_namespace: String::new(),
+            lease_duration_secs: 90,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), platform_settings::SettingsError> {
+        use platform_settings::SettingsError;
+        if !["auto", "lease", "advisory_lock"].contains(&self.leader_election.as_str()) {
+            return Err(SettingsError::invalid(
+                "scheduler.leader_election",
+                format!("`{}` is not auto, lease or advisory_lock", self.leader_election),
+            ));
+        }
+        if self.lease_name.trim().is_empty() {
+            return Err(SettingsError::invalid("scheduler.lease_name", "a Lease needs a name"));
+        }
+        if self.lease_duration_secs <= 2 * crate::SCHEDULER_TICK.as_secs() {
+            return Err(SettingsError::invalid(
+                "scheduler.lease_duration_secs",
+                format!("must exceed two scheduler ticks ({} s)", 2 * crate::SCHEDULER_TICK.as_secs()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The election in use; `in_cluster` tells whether this process runs in a pod.
+    pub fn election(&self, in_cluster: bool) -> Election {
+        match self.leader_election.as_str() {
+            "lease" => Election::Lease,
+            "auto" if in_cluster => Election::Lease,
+            _ => Election::AdvisoryLock,
+        }
+    }
+}
+
+/// Whether this process runs in a Kubernetes pod (the variable every pod gets).
+pub fn in_cluster() -> bool {
+    std::env::var("KUBERNETES_SERVICE_HOST").is_ok_and(|h| !h.is_empty())
+}
+
+/// This replica's claim on the scheduler, by Lease or by advisory lock.
+pub enum Leadership {
+    AdvisoryLock(AdvisoryLock),
+    Lease(LeaseLock),
+}
+
+impl Leadership {
+    /// The advisory lock on the database at `url`.
+    pub fn new(url: &str) -> Leadership {
+        Leadership::AdvisoryLock(AdvisoryLock::new(url))
+    }
+
+    /// The election `settings` choose: a Lease through the in-cluster client, or the lock.
+    pub async fn start(settings: &SchedulerSettings, url: &str, in_cluster: bool) -> Result<Leadership, String> {
+        if settings.election(in_cluster) == Election::AdvisoryLock {
+            return Ok(Leadership::new(url));
+        }
+        let client = kube::Client::try_default().await.map_err(|e| format!("kubernetes client: {e}"))?;
+        let namespace = Some(settings.lease_namespace.as_str()).filter(|n| !n.is_empty());
+        let lock = LeaseLock::new(
+            client,
+            namespace,
+            &settings.lease_name,
+            &crate::lease::identity(),
+            Duration::from_secs(settings.lease_duration_secs),
+        );
+        tracing::info!(lease = %settings.lease_name, identity = lock.identity(), "scheduler elects by Kubernetes Lease");
+        Ok(Leadership::Lease(lock))
+    }
+
+    /// Whether this replica leads now.
+    pub async fn lead(&mut self) -> bool {
+        match self {
+            Leadership::AdvisoryLock(l) => l.lead().await,
+            Leadership::Lease(l) => l.lead().await,
+        }
+    }
+
+    /// Gives the lead up at once (on stop), so a standby need not wait.
+    pub async fn resign(self) {
+        match self {
+            Leadership::AdvisoryLock(l) => l.resign().await,
+            Leadership::Lease(l) => l.resign().await,
+        }
+    }
+}
+
+/// A claim by advisory lock: a dedicated connection (never a pooled one, which would carry the
+/// session lock back into the pool) and whether it holds the lock.
+pub struct AdvisoryLock {
     url: String,
     conn: Option<AsyncPgConnection>,
     leading: bool,
 }
 
-impl Leadership {
-    pub fn new(url: &str) -> Leadership {
-        Leadership { url: url.to_string(), conn: None, leading: false }
+impl AdvisoryLock {
+    pub fn new(url: &str) -> AdvisoryLock {
+        AdvisoryLock { url: url.to_string(), conn: None, leading: false }
     }
 
     /// Whether this replica leads now: it keeps the lock while its session lives, and tries to
@@ -83,7 +210,7 @@ impl SchedulerMetrics {
         let m = SchedulerMetrics {
             leader: prometheus::IntGauge::new(
                 "authorization_scheduler_leader",
-                "1 while this replica holds the scheduler's advisory lock and runs the deadline sweeps",
+                "1 while this replica holds the scheduler's Lease or advisory lock and runs the deadline sweeps",
             )?,
             sweeps: prometheus::IntCounter::new(
                 "authorization_scheduler_sweeps_total",
@@ -114,12 +241,11 @@ async fn sweep(state: &State, metrics: &SchedulerMetrics) {
 /// Ticks every `tick` until stopped: sweeps while leading, skips while another replica leads.
 pub async fn run(
     state: State,
-    database_url: String,
+    mut leadership: Leadership,
     tick: Duration,
     metrics: SchedulerMetrics,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut leadership = Leadership::new(&database_url);
     loop {
         let leading = leadership.lead().await;
         if leading != (metrics.leader.get() == 1) {

@@ -193,15 +193,7 @@ pub async fn create(s: &State, caller: &Caller, input: AgreementInput) -> Result
                 updated_at: now,
             };
             if let Some(sel) = input.selection_id {
-                crate::selections::for_agreement(
-                    c,
-                    &row.jurisdiction,
-                    sel,
-                    &row.operator_org,
-                    &row.resource_ids,
-                    row.id,
-                )
-                .await?;
+                crate::selections::for_agreement(c, &prefix, caller.subject(), sel, &row).await?;
             }
             row.insert(c).await?;
             record(c, &prefix, &mut row, None, caller.subject(), "drafted".into()).await?;
@@ -314,6 +306,9 @@ pub async fn step(s: &State, caller: &Caller, id: Uuid, action: AgreementAction,
             row.state = to.as_str().into();
             // The agreement's grants follow it in the same transaction (SX-23, WF-24).
             crate::grants::follow_agreement(c, &prefix, row.id, to.as_str(), caller.subject(), &reason).await?;
+            if matches!(to, AgreementState::Terminated | AgreementState::Expired) {
+                crate::sub_authorizations::follow_agreement(c, &prefix, row.id, caller.subject(), &reason).await?;
+            }
             record(c, &prefix, &mut row, Some(from), caller.subject(), reason).await?;
             Ok(row)
         })
@@ -393,6 +388,7 @@ pub async fn expire_due(s: &State, batch: i64) -> Result<usize> {
                     row.logs_retained_until = Some(retention_end(c, &row).await?);
                     let reason = format!("term ended on {}", row.term_end);
                     crate::grants::follow_agreement(c, &prefix, row.id, "expired", "scheduler", &reason).await?;
+                    crate::sub_authorizations::follow_agreement(c, &prefix, row.id, "scheduler", &reason).await?;
                     record(c, &prefix, &mut row, Some(from), "scheduler", reason).await?;
                     Ok(true)
                 })

@@ -106,6 +106,7 @@ async fn start(settings: AuthorizationSettings, tick: Duration) -> Result<Runnin
             topics::AUTHORIZATION_PLAN,
             topics::AUTHORIZATION_AGREEMENT,
             topics::AUTHORIZATION_GRANT,
+            topics::AUTHORIZATION_SELECTION,
             topics::PROVINCE_RECEIPT,
         ],
     )

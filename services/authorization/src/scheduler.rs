@@ -1,4 +1,4 @@
-//! The deadline scheduler (agreement and grant expiry) runs on one replica at a time: on
+//! The deadline scheduler (agreement, grant and sub-authorization ends) runs on one replica at a time: on
 //! Kubernetes the holder of a Lease (see [`crate::lease`]), elsewhere the one that holds a
 //! PostgreSQL session advisory lock on a connection of its own. A standby tries to take the lead
 //! at every tick and skips the sweeps while it cannot; when the leader stops it gives the lead up,
@@ -223,12 +223,18 @@ impl SchedulerMetrics {
     }
 }
 
-/// One round of the leader's work: the expiries (each sweep idempotent).
+/// One round of the leader's work: the expiries and ended sub-authorizations (each sweep
+/// idempotent).
 async fn sweep(state: &State, metrics: &SchedulerMetrics) {
     match crate::agreements::expire_due(state, 500).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(expired = n, "agreements expired"),
         Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying"),
+    }
+    match crate::sub_authorizations::end_due(state, 500).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(ended = n, "sub-authorizations ended"),
+        Err(e) => tracing::warn!(error = %e, "sub-authorization sweep failed; retrying"),
     }
     match crate::grants::expire_due(state, crate::grants::SWEEP_BATCH).await {
         Ok(0) => {}

@@ -12,8 +12,10 @@ use uuid::Uuid;
 use crate::app::{PageRequest, State};
 use crate::domain::selection::{self, Declaration, Ineligible, Method, Refusal, SelectionState};
 use crate::errors::{Error, Result};
+use crate::events::{self, SelectionStepDetail};
 use crate::store::ProfileRow;
 use crate::views::Page;
+use platform_events::authorization::SelectionStep;
 
 diesel::table! {
     selections (id) {
@@ -40,6 +42,7 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        event_seq -> Integer,
     }
 }
 
@@ -102,6 +105,9 @@ pub struct Selection {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Events published on `authorization.selection.v1` so far.
+    #[serde(skip)]
+    pub event_seq: i32,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize, utoipa::ToSchema)]
@@ -268,12 +274,16 @@ pub async fn announce(s: &State, caller: &Caller, input: AnnouncementInput) -> R
             created_by: caller.subject().into(),
             created_at: now,
             updated_at: now,
+            event_seq: 0,
         };
         row.note(caller.subject(), "announced".into());
+        let detail = SelectionStepDetail { actor: caller.subject(), reason: "announced", ..Default::default() };
+        events::selection_step(c, &s.topic_prefix, &mut row, SelectionStep::Announced, detail).await?;
         diesel::insert_into(selections::table).values(&row).execute(c).await?;
         Ok(row)
     })
     .await
+    .inspect(|_| s.relay.wake())
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -434,10 +444,14 @@ pub async fn award(s: &State, caller: &Caller, id: Uuid, input: AwardInput) -> R
         let what =
             format!("awarded to {}: {reason}; public notice until {} ({})", chosen.applicant_org, due.date, due.rule);
         sel.note(caller.subject(), what);
+        let detail =
+            SelectionStepDetail { award: Some(chosen), actor: caller.subject(), reason: &reason, ..Default::default() };
+        events::selection_step(c, &s.topic_prefix, &mut sel, SelectionStep::Awarded, detail).await?;
         sel.save(c).await?;
         Ok(sel)
     })
     .await
+    .inspect(|_| s.relay.wake())
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -524,23 +538,29 @@ pub async fn decide_objection(
             sel.notice_provisional = false;
             sel.notice_rule = None;
             sel.note(caller.subject(), format!("objection {} upheld, award annulled: {reason}", o.id));
-            sel.save(c).await?;
         }
+        // Every decision is public (WF-25): the selection as it stands after it.
+        let detail =
+            SelectionStepDetail { objection: Some(&o), actor: caller.subject(), reason: &reason, ..Default::default() };
+        events::selection_step(c, &s.topic_prefix, &mut sel, SelectionStep::ObjectionDecided, detail).await?;
+        sel.save(c).await?;
         Ok(o)
     })
     .await
+    .inspect(|_| s.relay.wake())
 }
 
-/// Inside the agreement's transaction: the selection allows an agreement with `operator_org`
-/// over `resources` now (WF-12 (四), NS-13, NS-14), and is concluded by it.
+/// Inside the agreement's transaction: the selection allows the agreement `row` (its operator,
+/// over its resources) now (WF-12 (四), NS-13, NS-14), and is concluded by it.
 pub async fn for_agreement(
     c: &mut AsyncPgConnection,
-    jurisdiction: &str,
+    topic_prefix: &str,
+    actor: &str,
     id: Uuid,
-    operator_org: &str,
-    resources: &[Uuid],
-    agreement: Uuid,
+    row: &crate::store::AgreementRow,
 ) -> Result<()> {
+    let (jurisdiction, operator_org, resources, agreement) =
+        (row.jurisdiction.as_str(), row.operator_org.as_str(), &row.resource_ids, row.id);
     let mut sel = Selection::find(c, id, true).await?;
     if sel.jurisdiction != jurisdiction {
         return Err(Error::SelectionNotFound(id));
@@ -570,7 +590,10 @@ pub async fn for_agreement(
     }
     sel.state = SelectionState::Concluded.as_str().into();
     sel.agreement_id = Some(agreement);
-    sel.note("agreement", format!("agreement {agreement} made with {operator_org}"));
+    let what = format!("agreement {agreement} made with {operator_org}");
+    sel.note("agreement", what.clone());
+    let detail = SelectionStepDetail { actor, reason: &what, ..Default::default() };
+    events::selection_step(c, topic_prefix, &mut sel, SelectionStep::Concluded, detail).await?;
     sel.save(c).await
 }
 

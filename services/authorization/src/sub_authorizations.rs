@@ -6,7 +6,7 @@
 
 use chrono::{NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use platform_auth::{Caller, Role};
 use platform_problems::Problem;
 use serde::Deserialize;
@@ -14,8 +14,10 @@ use uuid::Uuid;
 
 use crate::app::State;
 use crate::errors::{Error, Result};
+use crate::events;
 use crate::store::{AgreementRow, ProfileRow};
 use crate::views::ScopeItem;
+use platform_events::authorization::SubAuthorizationChange;
 
 diesel::table! {
     sub_authorizations (id) {
@@ -34,11 +36,14 @@ diesel::table! {
         reported_at -> Nullable<Timestamptz>,
         created_by -> Text,
         created_at -> Timestamptz,
+        event_seq -> Integer,
+        ended_at -> Nullable<Timestamptz>,
+        end_reason -> Nullable<Text>,
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize, utoipa::ToSchema)]
-#[diesel(table_name = sub_authorizations)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, serde::Serialize, utoipa::ToSchema)]
+#[diesel(table_name = sub_authorizations, treat_none_as_null = true)]
 pub struct SubAuthorization {
     pub id: Uuid,
     pub agreement_id: Uuid,
@@ -51,13 +56,19 @@ pub struct SubAuthorization {
     pub scope: serde_json::Value,
     pub term_start: NaiveDate,
     pub term_end: NaiveDate,
-    /// `pending_report` until reported (ZJK-17), then `effective`.
+    /// `pending_report` until reported (ZJK-17), then `effective`; `ended` with its term or its
+    /// agreement.
     pub state: String,
     /// The rule that governs it (ZJK-17, NS-19...).
     pub rule: Option<String>,
     pub reported_at: Option<chrono::DateTime<Utc>>,
     pub created_by: String,
     pub created_at: chrono::DateTime<Utc>,
+    /// Events published on `authorization.agreement.v1` so far.
+    #[serde(skip)]
+    pub event_seq: i32,
+    pub ended_at: Option<chrono::DateTime<Utc>>,
+    pub end_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -106,8 +117,26 @@ pub async fn create(
     if input.scope.is_empty() {
         return Err(Error::Invalid { field: "scope".into(), reason: "at least one resource".into() });
     }
-    let mut c = platform_store::conn(&s.pool).await?;
-    let a = AgreementRow::find(&mut c, agreement_id, false).await?;
+    let mut pooled = platform_store::conn(&s.pool).await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let row = conn
+        .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+            create_in(c, &s.topic_prefix, caller, agreement_id, input).await
+        })
+        .await?;
+    s.relay.wake();
+    Ok(row)
+}
+
+async fn create_in(
+    c: &mut AsyncPgConnection,
+    topic_prefix: &str,
+    caller: &Caller,
+    agreement_id: Uuid,
+    input: SubAuthorizationInput,
+) -> Result<SubAuthorization> {
+    // The agreement is locked so that its end cannot pass a sub-authorization being made.
+    let a = AgreementRow::find(c, agreement_id, true).await?;
     if a.operator_org != caller.org() {
         return Err(Error::AgreementNotFound(agreement_id));
     }
@@ -117,7 +146,7 @@ pub async fn create(
             reason: "only an active agreement can be sub-authorized".into(),
         });
     }
-    let profile = ProfileRow::find(&mut c, &a.jurisdiction, a.profile_version).await?.profile()?;
+    let profile = ProfileRow::find(c, &a.jurisdiction, a.profile_version).await?.profile()?;
     let policy = profile.values.sub_authorization.clone();
     if let Some(p) = policy.as_ref().filter(|p| p.value == "forbidden") {
         return Err(refused(
@@ -164,7 +193,7 @@ pub async fn create(
         }
     }
     let must_report = policy.as_ref().is_some_and(|p| p.value == "after_filing");
-    let row = SubAuthorization {
+    let mut row = SubAuthorization {
         id: Uuid::now_v7(),
         agreement_id,
         jurisdiction: a.jurisdiction,
@@ -180,29 +209,139 @@ pub async fn create(
         reported_at: None,
         created_by: caller.subject().into(),
         created_at: Utc::now(),
+        event_seq: 0,
+        ended_at: None,
+        end_reason: None,
     };
-    diesel::insert_into(sub_authorizations::table).values(&row).execute(&mut *c).await?;
+    let (change, reason) = if must_report {
+        (SubAuthorizationChange::Created, "made; takes effect once reported")
+    } else {
+        (SubAuthorizationChange::Effective, "made and effective")
+    };
+    events::sub_authorization_changed(c, topic_prefix, &mut row, change, caller.subject(), reason).await?;
+    diesel::insert_into(sub_authorizations::table).values(&row).execute(c).await?;
     Ok(row)
 }
 
 /// The primary operator records that it reported the sub-authorization (ZJK-17); it takes effect.
 pub async fn report(s: &State, caller: &Caller, id: Uuid) -> Result<SubAuthorization> {
-    let mut c = platform_store::conn(&s.pool).await?;
-    let row = find(&mut c, id).await?;
-    if row.operator_org != caller.org() {
-        return Err(Error::Invalid { field: "id".into(), reason: "not a sub-authorization of the caller".into() });
+    let mut pooled = platform_store::conn(&s.pool).await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let row = conn
+        .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+            let mut row = find_for_update(c, id).await?;
+            if row.operator_org != caller.org() {
+                return Err(Error::Invalid {
+                    field: "id".into(),
+                    reason: "not a sub-authorization of the caller".into(),
+                });
+            }
+            if row.state != "pending_report" {
+                return Err(Error::Conflict {
+                    state: row.state,
+                    reason: "only a pending sub-authorization is reported".into(),
+                });
+            }
+            row.state = "effective".into();
+            row.reported_at = Some(Utc::now());
+            let (prefix, who) = (&s.topic_prefix, caller.subject());
+            let why = "reported to the coordination office";
+            events::sub_authorization_changed(c, prefix, &mut row, SubAuthorizationChange::Reported, who, why).await?;
+            row.save(c).await?;
+            Ok(row)
+        })
+        .await?;
+    s.relay.wake();
+    Ok(row)
+}
+
+impl SubAuthorization {
+    async fn save(&self, c: &mut AsyncPgConnection) -> Result<()> {
+        diesel::update(sub_authorizations::table.find(self.id)).set(self).execute(c).await?;
+        Ok(())
     }
-    if row.state != "pending_report" {
-        return Err(Error::Conflict {
-            state: row.state,
-            reason: "only a pending sub-authorization is reported".into(),
-        });
+
+    /// Ends it, with its event; the caller saves nothing more.
+    async fn end(&mut self, c: &mut AsyncPgConnection, topic_prefix: &str, actor: &str, reason: &str) -> Result<()> {
+        self.state = "ended".into();
+        self.ended_at = Some(Utc::now());
+        self.end_reason = Some(reason.into());
+        events::sub_authorization_changed(c, topic_prefix, self, SubAuthorizationChange::Ended, actor, reason).await?;
+        self.save(c).await
     }
-    Ok(diesel::update(sub_authorizations::table.find(id))
-        .set((sub_authorizations::state.eq("effective"), sub_authorizations::reported_at.eq(Some(Utc::now()))))
-        .returning(SubAuthorization::as_returning())
-        .get_result(&mut *c)
-        .await?)
+}
+
+async fn find_for_update(c: &mut AsyncPgConnection, id: Uuid) -> Result<SubAuthorization> {
+    sub_authorizations::table
+        .find(id)
+        .select(SubAuthorization::as_select())
+        .for_update()
+        .first(c)
+        .await
+        .optional()?
+        .ok_or_else(|| Error::Invalid {
+            field: "sub_authorization_id".into(),
+            reason: format!("no sub-authorization {id}"),
+        })
+}
+
+/// Inside the agreement's transaction: its sub-authorizations end with it (terminated or
+/// expired: a partner holds nothing beyond the primary's own authorization, ZJK-17).
+pub async fn follow_agreement(
+    c: &mut AsyncPgConnection,
+    topic_prefix: &str,
+    agreement: Uuid,
+    actor: &str,
+    reason: &str,
+) -> Result<usize> {
+    let rows: Vec<SubAuthorization> = sub_authorizations::table
+        .filter(sub_authorizations::agreement_id.eq(agreement))
+        .filter(sub_authorizations::state.ne("ended"))
+        .order(sub_authorizations::id)
+        .select(SubAuthorization::as_select())
+        .for_update()
+        .load(c)
+        .await?;
+    let reason = format!("the agreement ended: {reason}");
+    for mut row in rows.iter().cloned() {
+        row.end(c, topic_prefix, actor, &reason).await?;
+    }
+    Ok(rows.len())
+}
+
+/// Ends the sub-authorizations whose term is over (the scheduler's sweep). Rows held by another
+/// sweeper are skipped and each is re-checked under its lock, so none ends twice.
+pub async fn end_due(s: &State, batch: i64) -> Result<usize> {
+    let today = platform_calendar::today_in_china();
+    let mut done = 0;
+    loop {
+        let mut pooled = platform_store::conn(&s.pool).await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        let n = conn
+            .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+                let rows: Vec<SubAuthorization> = sub_authorizations::table
+                    .filter(sub_authorizations::state.ne("ended"))
+                    .filter(sub_authorizations::term_end.lt(today))
+                    .order(sub_authorizations::term_end)
+                    .limit(batch)
+                    .select(SubAuthorization::as_select())
+                    .for_update()
+                    .skip_locked()
+                    .load(c)
+                    .await?;
+                for mut row in rows.iter().cloned() {
+                    let reason = format!("term ended on {}", row.term_end);
+                    row.end(c, &s.topic_prefix, "scheduler", &reason).await?;
+                }
+                Ok(rows.len())
+            })
+            .await?;
+        if n == 0 {
+            return Ok(done);
+        }
+        done += n;
+        s.relay.wake();
+    }
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<SubAuthorization> {

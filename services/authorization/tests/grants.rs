@@ -409,6 +409,70 @@ async fn two_tiers_a_partner_works_under_a_reported_sub_authorization_zjk_17_and
     let r =
         p.call(&base, "POST", "/data-requests", Some(&partner), Some(request(&a, &res, &["line_no"], json!({})))).await;
     assert_eq!(r.status, 404);
+
+    // A second one ends with its term (the scheduler's sweep, once); the first with the agreement.
+    let r = p
+        .call(&base, "POST", &path, Some(&operator(ZHANGJIAKOU)), Some(sub_authorization(&res, &["line_no"], 6)))
+        .await;
+    let short = r.body["id"].as_str().unwrap().to_string();
+    p.count(&format!(
+        "WITH u AS (UPDATE sub_authorizations SET term_end = current_date - 1 WHERE id = '{short}' RETURNING 1) SELECT count(*) AS n FROM u"
+    ))
+    .await;
+    let state = p.state();
+    let (first, second) = tokio::join!(
+        authorization::sub_authorizations::end_due(&state, 10),
+        authorization::sub_authorizations::end_due(&state, 10)
+    );
+    // The service's own sweep may have run already; together they end it once.
+    assert!(first.unwrap() + second.unwrap() <= 1, "ended at most once by these");
+    let r = p
+        .auth_as(
+            Role::DataAdmin,
+            ZHANGJIAKOU,
+            "POST",
+            &format!("/agreements/{a}/terminate"),
+            Some(json!({"reason": "严重违约"})),
+        )
+        .await;
+    assert_eq!(r.body["state"], "terminated", "{}", r.body);
+    let subs = p.call(&base, "GET", "/sub-authorizations", Some(&operator(ZHANGJIAKOU)), None).await;
+    let ended: Vec<_> =
+        subs.body.as_array().unwrap().iter().map(|s| (s["state"].clone(), s["end_reason"].is_string())).collect();
+    assert_eq!(ended, [(json!("ended"), true), (json!("ended"), true)], "{}", subs.body);
+
+    // Each step on authorization.agreement.v1, keyed by the sub-authorization, in its order.
+    let events = p.events::<pb::SubAuthorizationEvent>(topics::AUTHORIZATION_AGREEMENT, 5).await;
+    let of = |id: &str| -> Vec<(String, u64, i32, i32)> {
+        events
+            .iter()
+            .filter(|(env, _)| env.aggregate_id == id)
+            .map(|(env, e)| (env.event_type.clone(), env.aggregate_version, e.change, e.state))
+            .collect()
+    };
+    use pb::{SubAuthorizationChange as C, SubAuthorizationState as St};
+    let ev = |t: &str, v: u64, c: C, s: St| (format!("authorization.sub_authorization.{t}"), v, c as i32, s as i32);
+    assert_eq!(
+        of(&sub),
+        [
+            ev("created", 1, C::Created, St::PendingReport),
+            ev("reported", 2, C::Reported, St::Effective),
+            ev("ended", 3, C::Ended, St::Ended)
+        ]
+    );
+    assert_eq!(of(&short), [ev("created", 1, C::Created, St::PendingReport), ev("ended", 2, C::Ended, St::Ended)]);
+    let reported = events.iter().find(|(_, e)| e.change == C::Reported as i32).unwrap();
+    assert!(reported.1.reported_at.is_some());
+    assert_eq!(
+        (reported.1.agreement_id.as_str(), reported.1.partner_org.as_str(), reported.1.rule.as_str()),
+        (a.as_str(), "org-partner", "ZJK-17")
+    );
+    let ends: Vec<_> =
+        events.iter().filter(|(_, e)| e.change == C::Ended as i32).map(|(_, e)| e.reason.clone()).collect();
+    assert!(
+        ends.iter().any(|r| r.starts_with("term ended on")) && ends.iter().any(|r| r.contains("严重违约")),
+        "{ends:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ mod common;
 use chrono::{Months, NaiveDate};
 use common::{SHAANXI, WEIFANG, start};
 use platform_auth::Role;
+use platform_events::{authorization as pb, topics};
 use serde_json::{Value, json};
 
 const NANSHAN: &str = "440305";
@@ -222,8 +223,55 @@ async fn a_weifang_selection_runs_from_announcement_through_public_notice_to_the
         (view.body["state"].as_str(), view.body["agreement_id"].as_str()),
         (Some("concluded"), r.body["id"].as_str())
     );
+    let agreement_id = r.body["id"].as_str().unwrap().to_string();
     let r = make("org-op-a").await;
     assert_eq!(r.status, 422, "one agreement per selection: {}", r.body);
+
+    // Each public step reached authorization.selection.v1 (for disclosure, WF-25), in order.
+    let events = p.events::<pb::SelectionEvent>(topics::AUTHORIZATION_SELECTION, 4).await;
+    let steps: Vec<_> =
+        events.iter().map(|(env, e)| (env.event_type.as_str(), env.aggregate_version, e.step)).collect();
+    use pb::SelectionStep as St;
+    assert_eq!(
+        steps,
+        [
+            ("authorization.selection.announced", 1, St::Announced as i32),
+            ("authorization.selection.awarded", 2, St::Awarded as i32),
+            ("authorization.selection.objection_decided", 3, St::ObjectionDecided as i32),
+            ("authorization.selection.concluded", 4, St::Concluded as i32),
+        ]
+    );
+    let (announced, awarded, decided, concluded) = (&events[0].1, &events[1].1, &events[2].1, &events[3].1);
+    assert_eq!(
+        (announced.selection_id.as_str(), announced.method.as_str(), announced.resource_ids.clone()),
+        (sel.as_str(), "open_tender", vec![res.clone()])
+    );
+    assert_eq!(announced.application_deadline, ahead.to_string());
+    // The award carries its public notice: who, and objections until when under which rule.
+    assert_eq!(
+        (
+            awarded.awarded_org.as_str(),
+            awarded.awarded_name.as_str(),
+            awarded.awarded_score,
+            awarded.objection_deadline.as_str(),
+            awarded.notice_rule.as_str(),
+            awarded.state
+        ),
+        ("org-op-a", "数据运营有限公司", 90.0, ends.to_string().as_str(), "WF-12", pb::SelectionState::Notice as i32)
+    );
+    assert_eq!(
+        (
+            decided.objection_id.as_str(),
+            decided.objection_upheld,
+            decided.reason.as_str(),
+            decided.awarded_org.as_str()
+        ),
+        (oid, false, "经核实材料真实", "org-op-a")
+    );
+    assert_eq!(
+        (concluded.agreement_id.as_str(), concluded.state),
+        (agreement_id.as_str(), pb::SelectionState::Concluded as i32)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,6 +326,19 @@ async fn in_nanshan_a_listed_dishonest_applicant_is_refused_ns_11_and_an_upheld_
     assert_eq!(
         (view.body["state"].as_str(), view.body.get("awarded_org").and_then(Value::as_str)),
         (Some("open"), None)
+    );
+    // The upheld objection is published with the award annulled (NS-13).
+    let events = p.events::<pb::SelectionEvent>(topics::AUTHORIZATION_SELECTION, 3).await;
+    let decided = &events[2].1;
+    assert_eq!(
+        (
+            decided.step,
+            decided.objection_upheld,
+            decided.state,
+            decided.awarded_org.as_str(),
+            decided.objection_deadline.as_str()
+        ),
+        (pb::SelectionStep::ObjectionDecided as i32, true, pb::SelectionState::Open as i32, "", "")
     );
     elapse(&p, &sel, "application_deadline").await;
     let r = p

@@ -51,6 +51,7 @@ pub mod topics {
     pub const AUTHORIZATION_PLAN: &str = "authorization.plan.v1";
     pub const AUTHORIZATION_AGREEMENT: &str = "authorization.agreement.v1";
     pub const AUTHORIZATION_GRANT: &str = "authorization.grant.v1";
+    pub const AUTHORIZATION_SELECTION: &str = "authorization.selection.v1";
     pub const SANDBOX_USAGE: &str = "sandbox.usage.v1";
     pub const SANDBOX_AUDIT: &str = "sandbox.audit.v1";
     pub const SANDBOX_OUTPUT: &str = "sandbox.output.v1";
@@ -70,6 +71,7 @@ pub mod topics {
         AUTHORIZATION_PLAN,
         AUTHORIZATION_AGREEMENT,
         AUTHORIZATION_GRANT,
+        AUTHORIZATION_SELECTION,
         SANDBOX_USAGE,
         SANDBOX_AUDIT,
         SANDBOX_OUTPUT,
@@ -122,6 +124,12 @@ impl EventPayload for sandbox::AuditEvent {
 }
 impl EventPayload for authorization::AgreementEvent {
     const TYPE_NAME: &'static str = "platform.authorization.v1.AgreementEvent";
+}
+impl EventPayload for authorization::SubAuthorizationEvent {
+    const TYPE_NAME: &'static str = "platform.authorization.v1.SubAuthorizationEvent";
+}
+impl EventPayload for authorization::SelectionEvent {
+    const TYPE_NAME: &'static str = "platform.authorization.v1.SelectionEvent";
 }
 
 #[derive(Debug, thiserror::Error)]

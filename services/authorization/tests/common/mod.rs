@@ -237,3 +237,34 @@ pub async fn active_grant(p: &Platform, jurisdiction: &str, code: &str) -> (Stri
         approve_both(p, jurisdiction, req.body["id"].as_str().unwrap()).await["grant_id"].as_str().unwrap().to_string();
     (agreement, res, grant)
 }
+
+impl Platform {
+    /// The service's state, to run its sweeps by hand.
+    pub fn state(&self) -> authorization::app::State {
+        authorization::app::State {
+            pool: self.auth.pool.clone(),
+            relay: self.auth.relay.clone(),
+            calendar: platform_calendar::Calendar::official(),
+            topic_prefix: self.auth_settings.kafka.topic_prefix.clone(),
+        }
+    }
+
+    /// The first `n` events of payload `P` on `topic` (others on it skipped), with their envelopes.
+    pub async fn events<P: platform_events::EventPayload>(
+        &self,
+        topic: &str,
+        n: usize,
+    ) -> Vec<(platform_events::Envelope, P)> {
+        use rdkafka::Message as _;
+        let reader = kit::topic_reader(&self.auth_settings, topic);
+        let mut out = Vec::new();
+        while out.len() < n {
+            let m = tokio::time::timeout(Duration::from_secs(20), reader.recv()).await.expect("events").unwrap();
+            let env = platform_events::Envelope::decode_checked(m.payload().unwrap()).unwrap();
+            if let Ok(payload) = env.payload_as::<P>() {
+                out.push((env, payload));
+            }
+        }
+        out
+    }
+}

@@ -427,9 +427,18 @@ pub async fn follow_agreement(
 pub const SWEEP_BATCH: i64 = 2000;
 
 /// Expires grants past their validity: each batch is one statement and one transaction with
-/// its events (set-based, so the cost follows the number due, not the number stored; rows held
-/// by another sweeper are skipped, so replicas never expire a grant twice).
+/// its events in one multi-row insert (set-based, so the cost follows the number due, not the
+/// number stored; rows held by another sweeper are skipped, so replicas never expire a grant
+/// twice). Two sweepers run side by side on two connections: the same `SKIP LOCKED` keeps them
+/// apart, and one's commit (fsync) and envelope building overlap the other's statements
+/// (`make bench` (d), 100,000 due: 4.7–5.0 s with one, 3.3–3.5 s with two on 2 cores).
 pub async fn expire_due(s: &State, batch: i64) -> Result<usize> {
+    let (a, b) = tokio::join!(expire_batches(s, batch), expire_batches(s, batch));
+    Ok(a? + b?)
+}
+
+/// One sweeper: batches until one comes back short (the rest is due to none, or held by others).
+async fn expire_batches(s: &State, batch: i64) -> Result<usize> {
     let today = platform_calendar::today_in_china();
     let topic = format!("{}{}", s.topic_prefix, platform_events::topics::AUTHORIZATION_GRANT);
     let mut done = 0;

@@ -816,13 +816,16 @@ impl GrantRow {
     }
     /// Expires up to `limit` grants past their validity in one statement, skipping rows another
     /// sweeper holds; returns them as they are now (state expired, event sequence bumped, logs
-    /// kept for their retention from `today`). Reads only rows that are due (index on valid_until).
+    /// kept for their retention from `today`). Reads only rows that are due (index on valid_until),
+    /// then each by primary key: as `= ANY(ARRAY(…))` the locked ids are an InitPlan, where
+    /// `IN (…)` was planned as a hash semi-join over a sequential scan of every grant stored
+    /// (63 → 31 ms per 2,000 in EXPLAIN ANALYZE over 100,000 stored, and no longer growing with them).
     pub async fn expire_batch(conn: &mut AsyncPgConnection, today: NaiveDate, limit: i64) -> Result<Vec<GrantRow>> {
         Ok(diesel::sql_query(
             "UPDATE grants SET state = 'expired', suspended_by_case = NULL, event_seq = event_seq + 1, updated_at = now(), \
                logs_retained_until = ($1::date + make_interval(months => greatest(log_retention_months, 6)))::date \
-             WHERE id IN (SELECT id FROM grants WHERE state IN ('active', 'suspended') AND valid_until < $1 \
-                          ORDER BY valid_until LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             WHERE id = ANY(ARRAY(SELECT id FROM grants WHERE state IN ('active', 'suspended') AND valid_until < $1 \
+                                  ORDER BY valid_until LIMIT $2 FOR UPDATE SKIP LOCKED)) \
              RETURNING *",
         )
         .bind::<diesel::sql_types::Date, _>(today)

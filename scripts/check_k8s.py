@@ -39,7 +39,7 @@ EXPORTED = {
     "db_pool_connections", "outbox_backlog", "outbox_oldest_age_seconds", "outbox_published_total",
     "outbox_publish_failures_total", "kafka_consumer_lag", "kafka_consumed_total",
     "kafka_handler_failures_total", "kafka_dead_letters_total", "catalog_resources",
-    "catalog_objections_overdue", "authorization_plan_filings_overdue",
+    "catalog_objections_overdue", "authorization_plan_filings_overdue", "authorization_sandbox_alerts_unmatched",
     # services/sandbox-gateway/src/metrics.rs
     "sandbox_queries_total", "sandbox_refusals_total", "sandbox_query_duration_seconds",
     "sandbox_check_duration_seconds", "sandbox_suppressed_groups_total", "sandbox_refusal_bursts_total",

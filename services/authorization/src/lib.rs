@@ -135,14 +135,20 @@ async fn start(settings: AuthorizationSettings, tick: Duration) -> Result<Runnin
         "Approved implementation plans not filed with the upper jurisdiction by their due date (SX-19, WF-11)",
     )
     .map_err(|e| step_err("metrics")(e.to_string()))?;
-    platform.metrics.registry.register(Box::new(overdue.clone())).map_err(|e| step_err("metrics")(e.to_string()))?;
+    let unmatched = sandbox_audit::unmatched_gauge().map_err(|e| step_err("metrics")(e.to_string()))?;
+    for g in [&overdue, &unmatched] {
+        platform.metrics.registry.register(Box::new(g.clone())).map_err(|e| step_err("metrics")(e.to_string()))?;
+    }
     let pool = platform.pool.clone();
     platform.spawn(move |mut stop| async move {
         loop {
-            if let Ok(mut c) = platform_store::conn(&pool).await
-                && let Ok(n) = store::PlanRow::count_filing_overdue(&mut c, platform_calendar::today_in_china()).await
-            {
-                overdue.set(n);
+            if let Ok(mut c) = platform_store::conn(&pool).await {
+                if let Ok(n) = store::PlanRow::count_filing_overdue(&mut c, platform_calendar::today_in_china()).await {
+                    overdue.set(n);
+                }
+                if let Ok(n) = sandbox_audit::SandboxAlert::count_unmatched(&mut c).await {
+                    unmatched.set(n);
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}

@@ -72,6 +72,11 @@ impl SandboxAlert {
         Ok(())
     }
 
+    /// Alerts that opened no case, in every jurisdiction.
+    pub async fn count_unmatched(conn: &mut AsyncPgConnection) -> Result<i64> {
+        Ok(sandbox_alerts::table.filter(sandbox_alerts::case_id.is_null()).count().get_result(conn).await?)
+    }
+
     /// The alerts of `jurisdiction` in id order after `after`; with `unmatched`, those without a case.
     pub async fn list(
         conn: &mut AsyncPgConnection,
@@ -92,6 +97,15 @@ impl SandboxAlert {
         }
         Ok(q.order(sandbox_alerts::id.asc()).limit(limit).load(conn).await?)
     }
+}
+
+/// `authorization_sandbox_alerts_unmatched`: refusal-burst alerts (WF-30) kept without a case
+/// because the alerted organisation has no agreement in the jurisdiction; someone has to look.
+pub fn unmatched_gauge() -> prometheus::Result<prometheus::IntGauge> {
+    prometheus::IntGauge::new(
+        "authorization_sandbox_alerts_unmatched",
+        "Sandbox refusal-burst alerts (WF-30) that matched no agreement and opened no supervision case",
+    )
 }
 
 /// Who opens the cases raised by the sandbox's alerts.

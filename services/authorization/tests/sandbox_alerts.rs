@@ -125,6 +125,14 @@ async fn a_refusal_burst_opens_one_case_against_the_operator_wf_30_and_a_destruc
         (unmatched[0]["principal_org"].as_str(), unmatched[0]["refusals"].as_i64()),
         (Some("org-stranger"), Some(22))
     );
+    // And counted, for the dashboard: someone has to look at it.
+    let url = format!("{}/metrics", p.auth.url());
+    platform_testkit::eventually("authorization_sandbox_alerts_unmatched = 1", Duration::from_secs(30), || async {
+        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        (platform_testkit::metric_value(&text, "authorization_sandbox_alerts_unmatched", &[]) == Some(1.0))
+            .then_some(())
+    })
+    .await;
     let all = admin_get(&p, "/supervision-alerts").await;
     let linked: Vec<&str> = all["items"].as_array().unwrap().iter().filter_map(|a| a["case_id"].as_str()).collect();
     assert_eq!(linked.len(), 2, "each matched alert names its own case: {all}");

@@ -21,6 +21,8 @@ pub struct State {
     pub metrics: crate::metrics::GatewayMetrics,
     /// Analysis jobs (None only while starting).
     pub workloads: Option<crate::workloads::Workloads>,
+    /// Per-group totals by workspace data version (see [`crate::check::Totals`]).
+    pub totals: crate::query::TotalsCache,
 }
 
 impl State {

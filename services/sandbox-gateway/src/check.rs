@@ -181,7 +181,26 @@ pub struct Checked {
     /// Rows fetched at most: the smaller of the caller's `LIMIT` and the gateway's limit, plus one
     /// to tell a truncated result.
     pub fetch: u64,
+    /// For a single-condition `WHERE` over plain groups: the per-group row counts without the
+    /// `WHERE`, as a statement of their own whose result depends only on the workspace's data,
+    /// so the gateway computes it once per data version and reuses it (`key`). Otherwise the
+    /// counts travel in the query's own `__sbx_*` columns.
+    pub totals: Option<Totals>,
 }
+
+/// The per-group totals statement of a query (see [`Checked::totals`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    /// One JSON object per group: `__sbx_g0…` (the group's key) and `__sbx_total`.
+    pub sql: String,
+    /// What the totals depend on besides the data: the FROM clause and the groups.
+    pub key: String,
+    /// How many group key columns (`__sbx_g0…`) the query and the totals carry.
+    pub groups: usize,
+}
+
+/// Prefix of the columns carrying a group's key in the query and in its totals.
+pub const GROUP_KEY: &str = "__sbx_g";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Place {
@@ -855,7 +874,15 @@ pub fn check(sql: &str, relations: &[Relation], max_rows: u64) -> Result<Checked
     let relations_used: BTreeSet<String> = w.scope.iter().map(|(_, r)| r.name.clone()).collect();
     let fields = w.fields.into_iter().collect();
 
-    rewrite(&mut q, &names, shape)?;
+    let plain_groups = match &s.group_by {
+        GroupByExpr::Expressions(exprs, _) => exprs.iter().all(|e| match e {
+            Expr::Value(_) => false,
+            Expr::Identifier(id) => w.scope.iter().any(|(_, r)| r.columns.iter().any(|c| ident_is(id, &c.name))),
+            _ => true,
+        }),
+        GroupByExpr::All(_) => false,
+    };
+    let totals = rewrite(&mut q, &names, shape, plain_groups)?;
     let fetch = user_limit.unwrap_or(max_rows).min(max_rows) + 1;
     let wrapped = match shape {
         Shape::Aggregate { .. } => {
@@ -863,7 +890,15 @@ pub fn check(sql: &str, relations: &[Relation], max_rows: u64) -> Result<Checked
         }
         Shape::Rows => format!("SELECT row_to_json(q)::text FROM ({q}) AS q LIMIT {fetch}"),
     };
-    Ok(Checked { sql: wrapped, shape, columns: names, relations: relations_used.into_iter().collect(), fields, fetch })
+    Ok(Checked {
+        sql: wrapped,
+        shape,
+        columns: names,
+        relations: relations_used.into_iter().collect(),
+        fields,
+        fetch,
+        totals,
+    })
 }
 
 fn parse_expr(text: &str) -> Result<Expr, Refusal> {
@@ -876,7 +911,7 @@ fn parse_expr(text: &str) -> Result<Expr, Refusal> {
 }
 
 /// The query the checks accepted, in the form that runs.
-fn rewrite(q: &mut Query, names: &[String], shape: Shape) -> Result<(), Refusal> {
+fn rewrite(q: &mut Query, names: &[String], shape: Shape, plain_groups: bool) -> Result<Option<Totals>, Refusal> {
     q.limit_clause = None;
     let SetExpr::Select(s) = q.body.as_mut() else {
         return refuse("rewrite", rules::CHANNEL, "not a SELECT", "write one SELECT");
@@ -889,7 +924,34 @@ fn rewrite(q: &mut Query, names: &[String], shape: Shape) -> Result<(), Refusal>
         *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', name) };
     }
     if shape == Shape::Rows {
-        return Ok(());
+        return Ok(None);
+    }
+    let parts = s.selection.as_ref().map(conjuncts).unwrap_or_default();
+    if parts.len() == 1 && plain_groups {
+        // One condition: the query keeps its WHERE (as fast as the caller's own); the group
+        // totals without it come from a statement of their own, reusable per data version.
+        let groups = match &s.group_by {
+            GroupByExpr::Expressions(exprs, _) => exprs.clone(),
+            GroupByExpr::All(_) => Vec::new(),
+        };
+        s.projection.push(SelectItem::ExprWithAlias { expr: parse_expr("count(*)")?, alias: Ident::new(GROUP_ROWS) });
+        let mut keys = Vec::new();
+        for (i, g) in groups.iter().enumerate() {
+            s.projection
+                .push(SelectItem::ExprWithAlias { expr: g.clone(), alias: Ident::new(format!("{GROUP_KEY}{i}")) });
+            keys.push(format!("{g} AS {GROUP_KEY}{i}"));
+        }
+        let from: Vec<String> = s.from.iter().map(|t| t.to_string()).collect();
+        let group_list: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        let group_by =
+            if group_list.is_empty() { String::new() } else { format!(" GROUP BY {}", group_list.join(", ")) };
+        keys.push(format!("count(*) AS {GROUP_TOTAL}"));
+        let inner = format!("SELECT {} FROM {}{group_by}", keys.join(", "), from.join(", "));
+        return Ok(Some(Totals {
+            sql: format!("SELECT row_to_json(t)::text FROM ({inner}) AS t"),
+            key: format!("{}{group_by}", from.join(", ")),
+            groups: groups.len(),
+        }));
     }
     let condition = s.selection.take();
     if let Some(cond) = &condition {
@@ -907,7 +969,6 @@ fn rewrite(q: &mut Query, names: &[String], shape: Shape) -> Result<(), Refusal>
     s.projection.push(SelectItem::ExprWithAlias { expr: n, alias: Ident::new(GROUP_ROWS) });
     // Each conjunct left out in turn: the rows it alone removes must be none or at least the
     // minimum, or the difference of two queries would single them out.
-    let parts = condition.as_ref().map(conjuncts).unwrap_or_default();
     if parts.len() > 1 {
         for i in 0..parts.len() {
             let others: Vec<String> =
@@ -917,7 +978,7 @@ fn rewrite(q: &mut Query, names: &[String], shape: Shape) -> Result<(), Refusal>
         }
     }
     s.projection.push(SelectItem::ExprWithAlias { expr: parse_expr("count(*)")?, alias: Ident::new(GROUP_TOTAL) });
-    Ok(())
+    Ok(None)
 }
 
 /// The top-level `AND` terms of a condition.

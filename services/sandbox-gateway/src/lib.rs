@@ -103,6 +103,7 @@ pub async fn run_with(settings: GatewaySettings) -> Result<Running, StartError> 
         topic_prefix,
         metrics,
         workloads: Some(workloads.clone()),
+        totals: query::TotalsCache::default(),
     };
     let _ = cell.set(state.clone());
     platform.spawn(move |stop| workloads.run(cell, stop));

@@ -3,6 +3,8 @@
 //! suspension either waits for the query or is seen by it), small-group suppression, the audit
 //! record and the usage event (metering, `sandbox.usage.v1`).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
@@ -15,11 +17,43 @@ use uuid::Uuid;
 use crate::SERVICE;
 use crate::app::State;
 use crate::audit::{self, Record, sha256_hex};
-use crate::check::{self, GROUP_ROWS, GROUP_TOTAL, GROUP_WITHOUT, Refusal, Shape};
+use crate::check::{self, GROUP_KEY, GROUP_ROWS, GROUP_TOTAL, GROUP_WITHOUT, Refusal, Shape};
 use crate::errors::{Error, Result};
 use crate::limits::{MAX_RESULT_BYTES, MAX_ROWS, MAX_SQL_BYTES, STATEMENT_TIMEOUT_MS};
 use crate::suppress::{self, Group};
 use crate::workspaces::{self, WorkspaceRow, quote_ident};
+
+/// Entries the totals cache keeps before it starts again.
+const TOTALS_CACHE_ENTRIES: usize = 512;
+
+/// Per-group totals of `(grant, data versions, FROM and GROUP BY)`: the workspace's tables
+/// change only with a new dataset version, so these counts are computed once per version.
+#[derive(Clone, Default)]
+pub struct TotalsCache(Arc<Mutex<HashMap<String, GroupTotals>>>);
+
+/// Row counts by group key.
+type GroupTotals = Arc<HashMap<String, u64>>;
+
+impl TotalsCache {
+    fn get(&self, key: &str) -> Option<GroupTotals> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned()
+    }
+
+    fn put(&self, key: String, totals: GroupTotals) {
+        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() >= TOTALS_CACHE_ENTRIES {
+            m.clear();
+        }
+        m.insert(key, totals);
+    }
+}
+
+/// The key of a group: its `__sbx_g0…` values as a JSON array.
+fn group_key(o: &serde_json::Map<String, serde_json::Value>, groups: usize) -> String {
+    let values: Vec<&serde_json::Value> =
+        (0..groups).map(|i| o.get(&format!("{GROUP_KEY}{i}")).unwrap_or(&serde_json::Value::Null)).collect();
+    serde_json::to_string(&values).unwrap_or_default()
+}
 
 /// Rule cited when a closed workspace refuses a query (suspension during rectification).
 const CLOSED_RULE: &str = "ZJK-34";
@@ -165,7 +199,17 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
     state.metrics.check_seconds.observe(started.elapsed().as_secs_f64());
 
     let run_started = Instant::now();
-    let texts = match execute(state, &ws, &checked.sql).await {
+    let totals_key = checked.totals.as_ref().map(|t| {
+        let versions: Vec<String> =
+            ws.relations().unwrap_or_default().iter().map(|r| format!("{}@{}", r.name, r.dataset_version)).collect();
+        format!("{grant}|{}|{}", versions.join(","), t.key)
+    });
+    let cached = totals_key.as_deref().and_then(|k| state.totals.get(k));
+    let totals_sql = match (&checked.totals, &cached) {
+        (Some(t), None) => Some(t.sql.as_str()),
+        _ => None,
+    };
+    let (texts, fresh_totals) = match execute(state, &ws, &checked.sql, totals_sql).await {
         Ok(Some(t)) => t,
         Ok(None) => {
             let e = refused(state, &ws, caller, sql, closed_refusal("closed")).await;
@@ -200,13 +244,36 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
     }
     let count =
         |o: &serde_json::Map<String, serde_json::Value>, k: &str| o.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let totals: Option<GroupTotals> = match (cached, fresh_totals, &checked.totals) {
+        (Some(c), _, _) => Some(c),
+        (None, Some(rows), Some(t)) => {
+            let mut m = HashMap::with_capacity(rows.len());
+            for text in rows {
+                let o: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("totals row: {e}")))?;
+                m.insert(group_key(&o, t.groups), count(&o, GROUP_TOTAL));
+            }
+            let m = Arc::new(m);
+            if let Some(k) = totals_key {
+                state.totals.put(k, m.clone());
+            }
+            Some(m)
+        }
+        _ => None,
+    };
     let (keep, rows_read) = match checked.shape {
         Shape::Aggregate { grouped } => {
             let groups: Vec<Group> = objects
                 .iter()
                 .map(|o| Group {
                     n: count(o, GROUP_ROWS),
-                    total: count(o, GROUP_TOTAL),
+                    total: match (&totals, &checked.totals) {
+                        // A group the totals do not know is treated as one that singles someone out.
+                        (Some(m), Some(t)) => {
+                            m.get(&group_key(o, t.groups)).copied().unwrap_or(count(o, GROUP_ROWS) + 1)
+                        }
+                        _ => count(o, GROUP_TOTAL),
+                    },
                     without: (0..check::MAX_CONJUNCTS)
                         .map_while(|i| o.get(&format!("{GROUP_WITHOUT}{i}")).and_then(|v| v.as_u64()))
                         .collect(),
@@ -292,9 +359,13 @@ async fn append_with_usage(state: &State, ws: &WorkspaceRow, rec: Record, usage:
     Ok(seq)
 }
 
-/// Runs the rewritten statement as the workspace role; `None` when the workspace is closed.
+/// A query's result rows and, when asked for, its totals' rows (JSON texts).
+type Executed = (Vec<String>, Option<Vec<String>>);
+
+/// Runs the rewritten statement (and its totals statement, if given) as the workspace role;
+/// `None` when the workspace is closed.
 #[tracing::instrument(name = "sandbox.execute", skip_all, fields(db.system = "postgresql", workspace = %ws.schema_name))]
-async fn execute(state: &State, ws: &WorkspaceRow, sql: &str) -> Result<Option<Vec<String>>> {
+async fn execute(state: &State, ws: &WorkspaceRow, sql: &str, totals: Option<&str>) -> Result<Option<Executed>> {
     let mut data = state.data.get().await?;
     let tx = data.transaction().await?;
     let row = tx
@@ -314,6 +385,10 @@ async fn execute(state: &State, ws: &WorkspaceRow, sql: &str) -> Result<Option<V
     ))
     .await?;
     let rows = tx.query(sql, &[]).await?;
+    let totals = match totals {
+        Some(t) => Some(tx.query(t, &[]).await?.iter().map(|r| r.get::<_, String>(0)).collect()),
+        None => None,
+    };
     tx.commit().await?;
-    Ok(Some(rows.iter().map(|r| r.get::<_, String>(0)).collect()))
+    Ok(Some((rows.iter().map(|r| r.get::<_, String>(0)).collect(), totals)))
 }

@@ -121,17 +121,37 @@ attack! {
 #[test]
 fn allowed_queries_are_rewritten_not_passed_through() {
     let c = check(
-        "select district, count(*) as n, count(distinct id_card), avg(income) from people /* note */ where age > 30 group by district order by n desc limit 5",
+        "select district, count(*) as n, count(distinct id_card), avg(income) from people /* note */ where age > 30 and income < 9000 group by district order by n desc limit 5",
         &relations(),
         1000,
     )
     .expect("accepted");
     assert_eq!(c.columns, vec!["district", "n", "count", "avg"]);
     assert!(!c.sql.contains("note"), "comments do not survive: {}", c.sql);
-    assert!(c.sql.contains("FILTER (WHERE age > 30)"), "the WHERE moves into FILTER: {}", c.sql);
+    assert!(c.sql.contains("FILTER (WHERE age > 30 AND income < 9000)"), "the WHERE moves into FILTER: {}", c.sql);
+    assert!(c.sql.contains("__sbx_c0") && c.sql.contains("__sbx_c1"), "each AND term left out in turn: {}", c.sql);
     assert!(c.sql.contains("__sbx_n") && c.sql.contains("__sbx_total"));
     assert!(c.sql.ends_with("LIMIT 6"), "the caller's LIMIT moves outside: {}", c.sql);
     assert_eq!(c.fields, vec!["people.age", "people.district", "people.id_card", "people.income"]);
+}
+
+#[test]
+fn a_single_condition_keeps_its_where_and_gets_reusable_group_totals() {
+    let c = check("SELECT district, avg(age) FROM people WHERE income > 5000 GROUP BY district", &relations(), 1000)
+        .expect("accepted");
+    assert!(c.sql.contains("WHERE income > 5000") && !c.sql.contains("FILTER"), "{}", c.sql);
+    let t = c.totals.expect("totals");
+    assert_eq!(t.groups, 1);
+    assert_eq!(t.key, "people GROUP BY district");
+    assert!(!t.sql.contains("income > 5000"), "the totals ignore the WHERE: {}", t.sql);
+    // Grouping by an output alias or position falls back to FILTER.
+    let c = check(
+        "SELECT age / 10 AS decade, count(*) FROM people WHERE income > 5000 GROUP BY decade",
+        &relations(),
+        1000,
+    )
+    .expect("accepted");
+    assert!(c.totals.is_none() && c.sql.contains("FILTER"), "{}", c.sql);
 }
 
 #[test]

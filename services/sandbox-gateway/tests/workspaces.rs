@@ -150,6 +150,17 @@ async fn small_groups_are_suppressed_with_their_cover_wf_26() {
         p.query(&g, "SELECT count(*), avg(income) FROM xa_mz_0001 WHERE district = '区0' AND age <> 25").await;
     assert_eq!(but_one.body["rows"], json!([]), "{}", but_one.body);
     assert_eq!(but_one.body["suppressed_groups"], 1);
+    // The same with a single condition, per district: every district loses one person to
+    // `age <> 25` (or is small), so every group goes (group totals from the reusable statement).
+    for _ in 0..2 {
+        let r = p.query(&g, "SELECT district, count(*) FROM xa_mz_0001 WHERE age <> 25 GROUP BY district").await;
+        assert_eq!((r.body["rows"].clone(), r.body["suppressed_groups"].as_u64()), (json!([]), Some(4)), "{}", r.body);
+    }
+    // And a single condition that leaves out a whole group's worth or nothing passes.
+    let r = p
+        .query(&g, "SELECT district, count(*) FROM xa_mz_0001 WHERE age < 100 GROUP BY district ORDER BY district")
+        .await;
+    assert_eq!(r.body["rows"], json!([["区0", 40], ["区1", 30]]), "{}", r.body);
 
     // LIMIT cannot enumerate groups one by one past the suppression either.
     let r = p.query(&g, "SELECT age, count(*) FROM xa_mz_0001 GROUP BY age ORDER BY age LIMIT 1").await;

@@ -16,8 +16,6 @@ use platform_auth::Role;
 use platform_events::authorization::{Grant, GrantChange, GrantEvent, GrantState, ScopeItem};
 use platform_events::{Envelope, EventMeta, topics};
 use platform_testkit as kit;
-use prost::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
 const JURISDICTION: &str = "610100";
@@ -58,7 +56,6 @@ const QUERIES: &[&str] = &[
 struct Rig {
     gateway: platform_runtime::Running,
     settings: platform_settings::CommonSettings,
-    producer: FutureProducer,
     http: reqwest::Client,
 }
 
@@ -116,12 +113,7 @@ impl Rig {
             },
             &ev,
         );
-        let topic = self.settings.kafka.topic(topics::AUTHORIZATION_GRANT);
-        let bytes = env.encode_to_vec();
-        self.producer
-            .send(FutureRecord::to(&topic).key(&grant.id).payload(&bytes), Duration::from_secs(5))
-            .await
-            .unwrap();
+        kit::publish(&self.settings, topics::AUTHORIZATION_GRANT, &env).await;
     }
 
     async fn opened(&self, grant: &Grant) {
@@ -176,12 +168,7 @@ async fn main() {
     let db = kit::database("sandbox_bench", sandbox_gateway::MIGRATIONS).await;
     let settings = kit::settings(&db, &[("database.pool_size", "8"), ("http.workers", "2")]);
     let gateway = sandbox_gateway::run(settings.clone()).await.unwrap();
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka.brokers)
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
-    let rig = Rig { gateway, settings, producer, http: reqwest::Client::new() };
+    let rig = Rig { gateway, settings, http: reqwest::Client::new() };
 
     // The dataset and its workspace.
     let big = rig.resource("people").await;

@@ -72,7 +72,7 @@ impl Handler for CityFilings {
         env: &'a Envelope,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
-            let f: pb::CityFiling = env.payload_as().map_err(|e| HandlerError::Permanent(e.to_string()))?;
+            let f: pb::CityFiling = env.payload_as()?;
             let filing_id = uuid::Uuid::parse_str(&f.filing_id)
                 .map_err(|_| HandlerError::Permanent(format!("filing_id `{}` is not a UUID", f.filing_id)))?;
             let exists: i64 =

@@ -135,7 +135,7 @@ impl Handler for SandboxAudit {
             if env.event_type == CHAIN_HEAD_EVENT {
                 return Ok(());
             }
-            let ev: AuditEvent = env.payload_as().map_err(|e| HandlerError::Permanent(e.to_string()))?;
+            let ev: AuditEvent = env.payload_as()?;
             match ev.kind() {
                 AuditKind::RefusalBurst => refusal_burst(conn, env, &ev).await,
                 AuditKind::Destruction => destruction(conn, &ev).await,

@@ -46,7 +46,7 @@ impl Handler for CatalogView {
         env: &'a Envelope,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
-            let ev: pb::ResourceEvent = env.payload_as().map_err(|e| HandlerError::Permanent(e.to_string()))?;
+            let ev: pb::ResourceEvent = env.payload_as()?;
             let r = ev.resource.ok_or_else(|| HandlerError::Permanent("resource event without a resource".into()))?;
             let id = uuid::Uuid::parse_str(&r.id)
                 .map_err(|_| HandlerError::Permanent(format!("bad resource id `{}`", r.id)))?;

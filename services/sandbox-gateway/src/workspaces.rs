@@ -470,7 +470,7 @@ impl GrantHandler {
 
     #[tracing::instrument(name = "sandbox.grant_event", skip_all, fields(grant = %env.aggregate_id, version = env.aggregate_version))]
     async fn apply(&self, c: &mut AsyncPgConnection, env: &Envelope) -> Result<(), HandlerError> {
-        let ev: pb::GrantEvent = env.payload_as().map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let ev: pb::GrantEvent = env.payload_as()?;
         let g = ev.grant.as_ref().ok_or_else(|| HandlerError::Permanent("grant event without a grant".into()))?;
         let id = Uuid::parse_str(&g.id).map_err(|_| HandlerError::Permanent(format!("bad grant id `{}`", g.id)))?;
         let version = env.aggregate_version as i64;

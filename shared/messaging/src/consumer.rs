@@ -30,6 +30,13 @@ pub enum HandlerError {
     Transient(String),
 }
 
+/// A payload that does not decode as the handler's type never will: dead-letter it.
+impl From<platform_events::EnvelopeError> for HandlerError {
+    fn from(e: platform_events::EnvelopeError) -> Self {
+        HandlerError::Permanent(e.to_string())
+    }
+}
+
 impl From<diesel::result::Error> for HandlerError {
     fn from(e: diesel::result::Error) -> Self {
         HandlerError::Transient(e.to_string())

@@ -190,6 +190,25 @@ where
     }
 }
 
+/// Produces `env` to platform topic `topic` (prefixed as `settings` say), keyed by its aggregate
+/// id, as another service would: for tests that play the part of a service not built yet.
+pub async fn publish(settings: &CommonSettings, topic: &str, env: &platform_events::Envelope) {
+    use prost::Message as _;
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka.brokers)
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    let bytes = env.encode_to_vec();
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&settings.kafka.topic(topic)).key(&env.aggregate_id).payload(&bytes),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("event produced");
+}
+
 /// A plain consumer of one topic, reading from the beginning: for tests that watch a topic.
 pub fn topic_reader(settings: &CommonSettings, topic: &str) -> rdkafka::consumer::StreamConsumer {
     use rdkafka::consumer::Consumer as _;

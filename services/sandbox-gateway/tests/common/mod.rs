@@ -1,6 +1,6 @@
 //! Starts catalog and the sandbox gateway on one broker prefix, each with its own database.
 //! Grants are published the way the authorization service publishes them: full grants on
-//! `authorization.grant.v1`, through a producer of the test's own.
+//! `authorization.grant.v1`, through `platform_testkit::publish`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -13,8 +13,6 @@ use platform_events::{Envelope, EventMeta, topics};
 use platform_runtime::Running;
 use platform_settings::CommonSettings;
 use platform_testkit as kit;
-use prost::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
 pub const SHAANXI: &str = "610000";
@@ -25,7 +23,6 @@ pub struct Platform {
     pub gateway: Running,
     pub settings: CommonSettings,
     pub http: reqwest::Client,
-    producer: FutureProducer,
 }
 
 pub async fn start() -> Platform {
@@ -35,12 +32,7 @@ pub async fn start() -> Platform {
     let catalog = catalog::run(kit::settings_in(&cdb, &prefix, &[])).await.expect("catalog starts");
     let settings = kit::settings_in(&gdb, &prefix, &[]);
     let gateway = sandbox_gateway::run(settings.clone()).await.expect("gateway starts");
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka.brokers)
-        .set("linger.ms", "0")
-        .create()
-        .expect("producer");
-    Platform { catalog, gateway, settings, http: reqwest::Client::new(), producer }
+    Platform { catalog, gateway, settings, http: reqwest::Client::new() }
 }
 
 /// A token for `role`; its organisation is `org-<role>-<jurisdiction>`.
@@ -146,12 +138,7 @@ impl Platform {
             },
             &ev,
         );
-        let topic = self.settings.kafka.topic(topics::AUTHORIZATION_GRANT);
-        let bytes = env.encode_to_vec();
-        self.producer
-            .send(FutureRecord::to(&topic).key(&grant.id).payload(&bytes), Duration::from_secs(5))
-            .await
-            .expect("grant event sent");
+        kit::publish(&self.settings, topics::AUTHORIZATION_GRANT, &env).await;
         let id = grant.id.clone();
         kit::eventually("the gateway applies the grant event", Duration::from_secs(30), || async {
             (self

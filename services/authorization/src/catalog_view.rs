@@ -29,9 +29,7 @@ impl Handler for CatalogView {
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             let ev: pb::ResourceEvent = env.payload_as()?;
-            let r = ev.resource.ok_or_else(|| HandlerError::Permanent("resource event without a resource".into()))?;
-            let id = uuid::Uuid::parse_str(&r.id)
-                .map_err(|_| HandlerError::Permanent(format!("bad resource id `{}`", r.id)))?;
+            let (id, r) = ev.into_resource()?;
             let fields: Vec<serde_json::Value> = r
                 .fields
                 .iter()

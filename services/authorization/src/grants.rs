@@ -305,17 +305,29 @@ pub async fn decide(s: &State, caller: &Caller, id: Uuid, input: DecisionInput) 
             r.approvals[role] = serde_json::json!({
                 "by": caller.subject(), "org": caller.org(), "decision": input.decision, "opinion": input.opinion.trim(), "at": Utc::now()
             });
-            if input.decision == Decision::Reject {
-                r.state = "rejected".into();
-                r.save(c).await?;
-                return Ok(r);
-            }
-            grant_if_complete(c, &prefix, &mut r, caller.subject()).await?;
-            Ok(r)
+            conclude(c, &prefix, r, input.decision, caller.subject()).await
         })
         .await?;
     s.relay.wake();
     Ok(row)
+}
+
+/// After a decision: a rejection ends the request; an approval grants once every approval the
+/// request needs is in.
+async fn conclude(
+    c: &mut AsyncPgConnection,
+    prefix: &str,
+    mut r: RequestRow,
+    decision: Decision,
+    actor: &str,
+) -> Result<RequestRow> {
+    if decision == Decision::Reject {
+        r.state = "rejected".into();
+        r.save(c).await?;
+        return Ok(r);
+    }
+    grant_if_complete(c, prefix, &mut r, actor).await?;
+    Ok(r)
 }
 
 /// The operator attaches the compliance report conditionally-open data needs (NS-20).
@@ -357,13 +369,7 @@ pub async fn joint_review(s: &State, caller: &Caller, id: Uuid, input: JointRevi
                 return Err(refused("compliance-report-missing", "compliance_report", "the joint review follows the compliance report", "NS-20"));
             }
             r.joint_review = Some(serde_json::json!({ "decision": input.decision, "members": input.members, "recorded_by": caller.subject(), "at": Utc::now() }));
-            if input.decision == Decision::Reject {
-                r.state = "rejected".into();
-                r.save(c).await?;
-                return Ok(r);
-            }
-            grant_if_complete(c, &prefix, &mut r, caller.subject()).await?;
-            Ok(r)
+            conclude(c, &prefix, r, input.decision, caller.subject()).await
         })
         .await?;
     s.relay.wake();

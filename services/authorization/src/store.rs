@@ -353,31 +353,39 @@ pub struct PlanStep {
     pub at: DateTime<Utc>,
 }
 
-impl PlanStep {
-    pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
-        diesel::insert_into(plan_steps::table).values(self).execute(conn).await?;
-        Ok(())
-    }
+/// The history of a stateful row (a plan's or an agreement's steps): appended with the next
+/// number under the caller's lock on the row, read in order.
+macro_rules! step_history {
+    ($step:ident, $table:ident, $owner:ident, $find:ident, $what:literal) => {
+        impl $step {
+            pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+                diesel::insert_into($table::table).values(self).execute(conn).await?;
+                Ok(())
+            }
 
-    /// The number the next step of plan `id` gets (the plan row is locked by the caller).
-    pub async fn next_seq(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i32> {
-        let last: Option<i32> = plan_steps::table
-            .filter(plan_steps::plan_id.eq(id))
-            .select(diesel::dsl::max(plan_steps::seq))
-            .get_result(conn)
-            .await?;
-        Ok(last.unwrap_or(0) + 1)
-    }
+            #[doc = concat!("The number the next step of ", $what, " `id` gets (the row is locked by the caller).")]
+            pub async fn next_seq(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i32> {
+                let last: Option<i32> = $table::table
+                    .filter($table::$owner.eq(id))
+                    .select(diesel::dsl::max($table::seq))
+                    .get_result(conn)
+                    .await?;
+                Ok(last.unwrap_or(0) + 1)
+            }
 
-    pub async fn find_by_plan(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<PlanStep>> {
-        Ok(plan_steps::table
-            .filter(plan_steps::plan_id.eq(id))
-            .order(plan_steps::seq.asc())
-            .select(PlanStep::as_select())
-            .load(conn)
-            .await?)
-    }
+            pub async fn $find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<$step>> {
+                Ok($table::table
+                    .filter($table::$owner.eq(id))
+                    .order($table::seq.asc())
+                    .select($step::as_select())
+                    .load(conn)
+                    .await?)
+            }
+        }
+    };
 }
+
+step_history!(PlanStep, plan_steps, plan_id, find_by_plan, "plan");
 
 pub mod agreement_schema {
     diesel::table! {
@@ -548,31 +556,7 @@ pub struct AgreementStep {
     pub at: DateTime<Utc>,
 }
 
-impl AgreementStep {
-    pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
-        diesel::insert_into(agreement_steps::table).values(self).execute(conn).await?;
-        Ok(())
-    }
-
-    /// The number the next step of agreement `id` gets (the agreement row is locked by the caller).
-    pub async fn next_seq(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i32> {
-        let last: Option<i32> = agreement_steps::table
-            .filter(agreement_steps::agreement_id.eq(id))
-            .select(diesel::dsl::max(agreement_steps::seq))
-            .get_result(conn)
-            .await?;
-        Ok(last.unwrap_or(0) + 1)
-    }
-
-    pub async fn find_by_agreement(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<AgreementStep>> {
-        Ok(agreement_steps::table
-            .filter(agreement_steps::agreement_id.eq(id))
-            .order(agreement_steps::seq.asc())
-            .select(AgreementStep::as_select())
-            .load(conn)
-            .await?)
-    }
-}
+step_history!(AgreementStep, agreement_steps, agreement_id, find_by_agreement, "agreement");
 
 pub mod grant_schema {
     diesel::table! {

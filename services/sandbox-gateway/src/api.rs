@@ -199,7 +199,7 @@ pub struct CheckOutcome {
 async fn check_query(caller: Caller, s: web::Data<State>, grant: web::Path<Uuid>, body: Json<QueryBody>) -> Reply {
     caller.require(QUERIERS)?;
     let w = visible_workspace(&s, &caller, grant.into_inner()).await?;
-    let out = match query::check(&w, &body.sql) {
+    let out = match query::check(&w.relations().map_err(Error::Corrupt)?, &body.sql) {
         Ok(c) => {
             CheckOutcome { accepted: true, refusal: None, columns: c.columns, relations: c.relations, fields: c.fields }
         }

@@ -160,9 +160,8 @@ fn closed_error(e: Error) -> Error {
 }
 
 /// The checks alone, for the benchmark and the dry-run endpoint.
-pub fn check(ws: &WorkspaceRow, sql: &str) -> std::result::Result<check::Checked, Refusal> {
-    let relations: Vec<check::Relation> =
-        ws.relations().unwrap_or_default().iter().map(workspaces::StoredRelation::for_check).collect();
+pub fn check(stored: &[workspaces::StoredRelation], sql: &str) -> std::result::Result<check::Checked, Refusal> {
+    let relations: Vec<check::Relation> = stored.iter().map(workspaces::StoredRelation::for_check).collect();
     check::check(sql, &relations, MAX_ROWS)
 }
 
@@ -191,8 +190,9 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
         let e = refused(state, &ws, caller, sql, r).await;
         return Err(closed_error(e));
     }
+    let stored = ws.relations().map_err(Error::Corrupt)?;
     let started = Instant::now();
-    let checked = match check(&ws, sql) {
+    let checked = match check(&stored, sql) {
         Ok(c) => c,
         Err(r) => return Err(refused(state, &ws, caller, sql, r).await),
     };
@@ -200,8 +200,7 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
 
     let run_started = Instant::now();
     let totals_key = checked.totals.as_ref().map(|t| {
-        let versions: Vec<String> =
-            ws.relations().unwrap_or_default().iter().map(|r| format!("{}@{}", r.name, r.dataset_version)).collect();
+        let versions: Vec<String> = stored.iter().map(|r| format!("{}@{}", r.name, r.dataset_version)).collect();
         format!("{grant}|{}|{}", versions.join(","), t.key)
     });
     let cached = totals_key.as_deref().and_then(|k| state.totals.get(k));

@@ -132,6 +132,16 @@ impl EventPayload for authorization::SelectionEvent {
     const TYPE_NAME: &'static str = "platform.authorization.v1.SelectionEvent";
 }
 
+impl catalog::ResourceEvent {
+    /// The resource the event carries, with its id parsed: what every read model of the catalog
+    /// starts from.
+    pub fn into_resource(self) -> Result<(uuid::Uuid, catalog::Resource), EnvelopeError> {
+        let r = self.resource.ok_or(EnvelopeError::Invalid("resource"))?;
+        let id = uuid::Uuid::parse_str(&r.id).map_err(|_| EnvelopeError::Invalid("resource.id"))?;
+        Ok((id, r))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     #[error("envelope does not decode: {0}")]

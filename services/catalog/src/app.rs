@@ -1,5 +1,6 @@
 //! The catalog's use cases: each loads what it needs, applies the domain rule, writes the new
-//! state and its event in one transaction, then wakes the outbox relay.
+//! state and its event atomically (a resource's changes as one guarded statement, see
+//! [`change`]; the others in one transaction), then wakes the outbox relay.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use platform_auth::{Caller, Role};
 use platform_calendar::Calendar;
 use platform_events::catalog::ResourceChange;
-use platform_messaging::RelayHandle;
+use platform_messaging::{AtomicWrite, Committed, RelayHandle};
 use platform_policy::Profiles;
 use platform_store::Pool;
 use uuid::Uuid;
@@ -80,59 +81,65 @@ pub async fn create_resource(s: &State, caller: &Caller, content: ResourceConten
     Resource::from_row(&row)
 }
 
-/// Loads a resource of the caller's jurisdiction for a change, locked until commit.
-async fn own_for_update(c: &mut AsyncPgConnection, caller: &Caller, id: Uuid) -> Result<ResourceRow> {
-    let row = ResourceRow::find_for_update(c, id).await?;
-    if !visible(caller, &row) {
-        return Err(Error::ResourceNotFound(id));
+/// A resource the caller may change: visible to it and of its jurisdiction.
+fn own(caller: &Caller, row: &ResourceRow) -> Result<()> {
+    if !visible(caller, row) {
+        return Err(Error::ResourceNotFound(row.id));
     }
     caller.require_jurisdiction(&row.jurisdiction)?;
-    Ok(row)
+    Ok(())
 }
 
+/// How often a change is decided again when the resource keeps changing under it.
+const CHANGE_ATTEMPTS: usize = 5;
+
+/// Reads the resource, lets `f` decide the change (new row state, plus history and outbox rows
+/// into the write), and commits all of it as one statement guarded by the row's `xmin`: if
+/// another change committed in between, nothing is written and `f` decides again on the new
+/// state. Two round trips and one commit per change (platform_messaging::atomic).
 async fn change<F>(s: &State, caller: &Caller, id: Uuid, f: F) -> Result<Resource>
 where
-    F: for<'c> FnOnce(&'c mut AsyncPgConnection, &'c mut ResourceRow) -> futures::future::BoxFuture<'c, Result<()>>
-        + Send,
+    F: Fn(&mut ResourceRow, &mut AtomicWrite) -> Result<()>,
 {
     let mut pooled = s.conn().await?;
     let conn: &mut AsyncPgConnection = &mut pooled;
-    let row = conn
-        .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
-            let mut row = own_for_update(c, caller, id).await?;
-            f(c, &mut row).await?;
-            row.update(c).await?;
-            Ok(row)
-        })
-        .await?;
-    s.relay.wake();
-    Resource::from_row(&row)
+    for _ in 0..CHANGE_ATTEMPTS {
+        let (mut row, xmin) = ResourceRow::find_versioned(conn, id).await?;
+        own(caller, &row)?;
+        let mut write = AtomicWrite::default();
+        f(&mut row, &mut write)?;
+        row.updated_at = Utc::now();
+        write.guard(row.guarded_update(xmin));
+        match write.commit(conn).await.map_err(|e| row.write_error(e))? {
+            Committed::Done => {
+                s.relay.wake();
+                return Resource::from_row(&row);
+            }
+            Committed::Stale => continue,
+        }
+    }
+    Err(Error::Contended(id))
 }
 
 pub async fn update_resource(s: &State, caller: &Caller, id: Uuid, content: ResourceContent) -> Result<Resource> {
     check_content(&content)?;
-    change(s, caller, id, move |_, row| {
-        Box::pin(async move {
-            let to =
-                transition(row.state()?, Action::Edit, row.pending_revision.is_some()).map_err(Error::Transition)?;
-            row.set_content(&content);
-            row.state = to.as_str().into();
-            row.rejection_reason = None;
-            Ok(())
-        })
+    change(s, caller, id, |row, _| {
+        let to = transition(row.state()?, Action::Edit, row.pending_revision.is_some()).map_err(Error::Transition)?;
+        row.set_content(&content);
+        row.state = to.as_str().into();
+        row.rejection_reason = None;
+        Ok(())
     })
     .await
 }
 
 pub async fn submit_resource(s: &State, caller: &Caller, id: Uuid) -> Result<Resource> {
-    change(s, caller, id, |_, row| {
-        Box::pin(async move {
-            let to = transition(row.state()?, Action::Submit, false).map_err(Error::Transition)?;
-            row.content()?.validate().map_err(Error::Invalid)?;
-            row.state = to.as_str().into();
-            row.rejection_reason = None;
-            Ok(())
-        })
+    change(s, caller, id, |row, _| {
+        let to = transition(row.state()?, Action::Submit, false).map_err(Error::Transition)?;
+        row.content()?.validate().map_err(Error::Invalid)?;
+        row.state = to.as_str().into();
+        row.rejection_reason = None;
+        Ok(())
     })
     .await
 }
@@ -141,46 +148,37 @@ pub async fn submit_resource(s: &State, caller: &Caller, id: Uuid) -> Result<Res
 /// kept, `catalog.resource.v1` published. Not-open and unconsented shared-in resources are
 /// published but not authorizable (NS-2, SX-5).
 pub async fn publish_resource(s: &State, caller: &Caller, id: Uuid) -> Result<Resource> {
-    let prefix = s.topic_prefix.clone();
-    let actor = caller.subject().to_string();
-    change(s, caller, id, move |c, row| {
-        Box::pin(async move {
-            let to = transition(row.state()?, Action::Publish, false).map_err(Error::Transition)?;
-            row.state = to.as_str().into();
-            row.version += 1;
-            row.published_at = Some(Utc::now());
-            row.record_version(c, &actor).await?;
-            events::resource_changed(c, &prefix, row, ResourceChange::Published).await
-        })
+    change(s, caller, id, |row, write| {
+        let to = transition(row.state()?, Action::Publish, false).map_err(Error::Transition)?;
+        row.state = to.as_str().into();
+        row.version += 1;
+        row.published_at = Some(Utc::now());
+        write.write(row.version_row(caller.subject())?);
+        events::resource_changed(write, &s.topic_prefix, row, ResourceChange::Published)
     })
     .await
 }
 
 pub async fn reject_resource(s: &State, caller: &Caller, id: Uuid, reason: &str) -> Result<Resource> {
     let reason = reason_text("reason", reason)?;
-    change(s, caller, id, move |_, row| {
-        Box::pin(async move {
-            let to = transition(row.state()?, Action::Reject, false).map_err(Error::Transition)?;
-            row.state = to.as_str().into();
-            row.rejection_reason = Some(reason);
-            Ok(())
-        })
+    change(s, caller, id, |row, _| {
+        let to = transition(row.state()?, Action::Reject, false).map_err(Error::Transition)?;
+        row.state = to.as_str().into();
+        row.rejection_reason = Some(reason.clone());
+        Ok(())
     })
     .await
 }
 
 pub async fn withdraw_resource(s: &State, caller: &Caller, id: Uuid, reason: &str) -> Result<Resource> {
     let reason = reason_text("reason", reason)?;
-    let prefix = s.topic_prefix.clone();
-    change(s, caller, id, move |c, row| {
-        Box::pin(async move {
-            let to = transition(row.state()?, Action::Withdraw, row.pending_revision.is_some())
-                .map_err(Error::Transition)?;
-            row.state = to.as_str().into();
-            row.withdrawal_reason = Some(reason);
-            row.pending_revision = None;
-            events::resource_changed(c, &prefix, row, ResourceChange::Withdrawn).await
-        })
+    change(s, caller, id, |row, write| {
+        let to =
+            transition(row.state()?, Action::Withdraw, row.pending_revision.is_some()).map_err(Error::Transition)?;
+        row.state = to.as_str().into();
+        row.withdrawal_reason = Some(reason.clone());
+        row.pending_revision = None;
+        events::resource_changed(write, &s.topic_prefix, row, ResourceChange::Withdrawn)
     })
     .await
 }
@@ -195,54 +193,43 @@ pub async fn propose_revision(
 ) -> Result<Resource> {
     check_content(&content)?;
     let note = reason_text("note", note)?;
-    change(s, caller, id, move |_, row| {
-        Box::pin(async move {
-            transition(row.state()?, Action::ProposeRevision, row.pending_revision.is_some())
-                .map_err(Error::Transition)?;
-            if content.code != row.code {
-                return Err(Error::Invalid(crate::domain::resource::Invalid {
-                    field: "content.code".into(),
-                    reason: format!("a new version keeps the code `{}`", row.code),
-                }));
-            }
-            row.pending_revision = Some(serde_json::to_value(&content).unwrap_or_default());
-            row.revision_note = Some(note);
-            Ok(())
-        })
+    change(s, caller, id, |row, _| {
+        transition(row.state()?, Action::ProposeRevision, row.pending_revision.is_some()).map_err(Error::Transition)?;
+        if content.code != row.code {
+            return Err(Error::Invalid(crate::domain::resource::Invalid {
+                field: "content.code".into(),
+                reason: format!("a new version keeps the code `{}`", row.code),
+            }));
+        }
+        row.pending_revision = Some(serde_json::to_value(&content).unwrap_or_default());
+        row.revision_note = Some(note.clone());
+        Ok(())
     })
     .await
 }
 
 /// The data management department publishes the pending revision as the next version.
 pub async fn publish_revision(s: &State, caller: &Caller, id: Uuid) -> Result<Resource> {
-    let prefix = s.topic_prefix.clone();
-    let actor = caller.subject().to_string();
-    change(s, caller, id, move |c, row| {
-        Box::pin(async move {
-            transition(row.state()?, Action::DecideRevision, row.pending_revision.is_some())
-                .map_err(Error::Transition)?;
-            let Some(next) = row.pending_revision()? else { return Err(Error::Corrupt("revision vanished".into())) };
-            row.set_content(&next);
-            row.pending_revision = None;
-            row.version += 1;
-            row.published_at = Some(Utc::now());
-            row.record_version(c, &actor).await?;
-            events::resource_changed(c, &prefix, row, ResourceChange::Versioned).await
-        })
+    change(s, caller, id, |row, write| {
+        transition(row.state()?, Action::DecideRevision, row.pending_revision.is_some()).map_err(Error::Transition)?;
+        let Some(next) = row.pending_revision()? else { return Err(Error::Corrupt("revision vanished".into())) };
+        row.set_content(&next);
+        row.pending_revision = None;
+        row.version += 1;
+        row.published_at = Some(Utc::now());
+        write.write(row.version_row(caller.subject())?);
+        events::resource_changed(write, &s.topic_prefix, row, ResourceChange::Versioned)
     })
     .await
 }
 
 pub async fn reject_revision(s: &State, caller: &Caller, id: Uuid, reason: &str) -> Result<Resource> {
     let reason = reason_text("reason", reason)?;
-    change(s, caller, id, move |_, row| {
-        Box::pin(async move {
-            transition(row.state()?, Action::DecideRevision, row.pending_revision.is_some())
-                .map_err(Error::Transition)?;
-            row.pending_revision = None;
-            row.revision_note = Some(format!("rejected: {reason}"));
-            Ok(())
-        })
+    change(s, caller, id, |row, _| {
+        transition(row.state()?, Action::DecideRevision, row.pending_revision.is_some()).map_err(Error::Transition)?;
+        row.pending_revision = None;
+        row.revision_note = Some(format!("rejected: {reason}"));
+        Ok(())
     })
     .await
 }

@@ -24,6 +24,8 @@ pub enum Error {
     Step(InvalidStep),
     #[error("resource is not authorizable under {0}")]
     NotAuthorizable(String),
+    #[error("resource {0} kept changing while the change was applied")]
+    Contended(uuid::Uuid),
     #[error("resource is not published")]
     NotPublished,
     #[error("field `{0}` is not in the resource's schema")]
@@ -81,6 +83,9 @@ impl From<Error> for Problem {
                     .with_detail(format!("the resource cannot enter authorized operation under rule {rule}"))
                     .with_rule(rule)
             }
+            Error::Contended(id) => Problem::new(conflict, "concurrent-change", "Changed concurrently").with_detail(
+                format!("resource {id} kept changing while this change was applied; read it again and retry"),
+            ),
             Error::NotPublished => Problem::new(conflict, "not-published", "Resource not published")
                 .with_detail("only a published resource can be registered or objected to"),
             Error::UnknownField(f) => Problem::invalid_field("field", format!("`{f}` is not a field of the resource")),

@@ -98,8 +98,8 @@ fn resource_message(row: &ResourceRow, c: &ResourceContent) -> pb::Resource {
 
 /// `catalog.resource.v1`: published, versioned or withdrawn, with the full field schema.
 /// Bumps the row's event sequence (the envelope's aggregate version); save the row after.
-pub async fn resource_changed(
-    conn: &mut AsyncPgConnection,
+pub fn resource_changed(
+    write: &mut platform_messaging::AtomicWrite,
     topic_prefix: &str,
     row: &mut ResourceRow,
     change: pb::ResourceChange,
@@ -123,7 +123,7 @@ pub async fn resource_changed(
         },
         &payload,
     );
-    platform_messaging::outbox::enqueue(conn, &format!("{topic_prefix}{}", topics::CATALOG_RESOURCE), &env).await?;
+    write.publish(&format!("{topic_prefix}{}", topics::CATALOG_RESOURCE), &env)?;
     Ok(())
 }
 

@@ -3,8 +3,10 @@
 //!
 //! - [`outbox::enqueue`] writes an event in the caller's transaction (with the current trace
 //!   context), so the domain change and its event commit or fail together.
-//! - [`relay::Relay`] publishes unsent rows through an idempotent producer, keyed by aggregate id,
-//!   and marks them sent; one relay per database publishes at a time (advisory lock), so an
+//! - [`atomic::AtomicWrite`] sends a read-then-write change and its outbox rows as one
+//!   statement (optimistic `xmin` guard): two round trips and one commit per use case.
+//! - [`relay::Relay`] publishes the outbox's rows through an idempotent producer, keyed by
+//!   aggregate id, and deletes them in the same transaction once acknowledged; one relay per database publishes at a time (advisory lock), so an
 //!   aggregate's events keep their order. A crash between publish and mark publishes again: at
 //!   least once.
 //! - [`consumer::Consumer`] records each event id in the inbox in the same transaction as the
@@ -16,6 +18,7 @@
 //! Owned here: the `outbox` and `inbox` tables ([`MIGRATIONS`], applied with the service's own)
 //! and the messaging metrics. Services import it.
 
+pub mod atomic;
 pub mod consumer;
 pub mod metrics;
 pub mod outbox;
@@ -27,6 +30,7 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform_settings::KafkaSettings;
 use rdkafka::ClientConfig;
 
+pub use atomic::{AtomicWrite, Committed};
 pub use consumer::{Consumer, Handler, HandlerError};
 pub use metrics::MessagingMetrics;
 pub use relay::{Relay, RelayHandle};

@@ -8,7 +8,6 @@ diesel::table! {
         payload -> Bytea,
         trace_headers -> Jsonb,
         created_at -> Timestamptz,
-        sent_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -236,6 +236,36 @@ pub fn unique_violation(e: &diesel::result::Error) -> Option<&str> {
     }
 }
 
+/// A row's `xmin` (the id of the transaction that last wrote it) as a `BIGINT`: read it with the
+/// row, then write with `WHERE id = $1 AND xmin = $2` to change the row only if it is still the
+/// version read (optimistic concurrency without a lock; xid has no diesel type and equality is
+/// all a guard needs). A typed expression rather than `sql("xmin")`, because diesel refuses to
+/// cache statements holding raw SQL and would prepare them on every call.
+#[derive(Debug, Clone, Copy, Default, diesel::query_builder::QueryId)]
+pub struct Xmin;
+
+impl diesel::expression::Expression for Xmin {
+    type SqlType = sql_types::BigInt;
+}
+
+impl<GB> diesel::expression::ValidGrouping<GB> for Xmin {
+    type IsAggregate = diesel::expression::is_aggregate::No;
+}
+
+impl<QS> diesel::expression::SelectableExpression<QS> for Xmin {}
+
+impl<QS> diesel::expression::AppearsOnTable<QS> for Xmin {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Xmin {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        out.push_sql("xmin::text::bigint");
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,9 @@
 pub mod schema;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{QueryFragment, QueryId};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -150,41 +152,48 @@ impl ResourceRow {
     }
 
     pub async fn insert(&self, conn: &mut AsyncPgConnection) -> Result<()> {
-        diesel::insert_into(resources::table).values(self).execute(conn).await.map_err(|e| {
-            if platform_store::unique_violation(&e) == Some("resources_code_unique") {
-                Error::DuplicateCode(self.code.clone())
-            } else {
-                Error::Db(e)
-            }
-        })?;
+        diesel::insert_into(resources::table).values(self).execute(conn).await.map_err(|e| self.write_error(e))?;
         Ok(())
     }
 
-    pub async fn update(&mut self, conn: &mut AsyncPgConnection) -> Result<()> {
-        self.updated_at = Utc::now();
-        diesel::update(resources::table.find(self.id)).set(&*self).execute(conn).await.map_err(|e| {
-            if platform_store::unique_violation(&e) == Some("resources_code_unique") {
-                Error::DuplicateCode(self.code.clone())
-            } else {
-                Error::Db(e)
-            }
-        })?;
-        Ok(())
+    /// The row as a plain snapshot read, with its `xmin` (the id of the transaction that last
+    /// wrote it), the guard of an optimistic [`Self::guarded_update`].
+    pub async fn find_versioned(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(ResourceRow, i64)> {
+        let row = resources::table
+            .find(id)
+            .select((ResourceRow::as_select(), platform_store::Xmin))
+            .first(conn)
+            .await
+            .optional()?;
+        row.ok_or(Error::ResourceNotFound(id))
     }
 
-    /// Keeps the published content of `version` in the history.
-    pub async fn record_version(&self, conn: &mut AsyncPgConnection, published_by: &str) -> Result<()> {
+    /// Writes the whole row if it is still the version read with `xmin` (returns its id then,
+    /// nothing otherwise): the guard of a [`platform_messaging::AtomicWrite`].
+    pub fn guarded_update(&self, xmin: i64) -> impl QueryFragment<Pg> + Send + 'static {
+        diesel::update(resources::table.find(self.id).filter(platform_store::Xmin.eq(xmin)))
+            .set(self.clone())
+            .returning(resources::id)
+    }
+
+    /// A write of this row failed: a taken code is the caller's mistake, anything else is not.
+    pub fn write_error(&self, e: diesel::result::Error) -> Error {
+        if platform_store::unique_violation(&e) == Some("resources_code_unique") {
+            Error::DuplicateCode(self.code.clone())
+        } else {
+            Error::Db(e)
+        }
+    }
+
+    /// The history row keeping the published content of `version`.
+    pub fn version_row(&self, published_by: &str) -> Result<impl QueryFragment<Pg> + QueryId + Send + 'static> {
         let content = serde_json::to_value(self.content()?).unwrap_or_default();
-        diesel::insert_into(resource_versions::table)
-            .values((
-                resource_versions::resource_id.eq(self.id),
-                resource_versions::version.eq(self.version),
-                resource_versions::content.eq(content),
-                resource_versions::published_by.eq(published_by),
-            ))
-            .execute(conn)
-            .await?;
-        Ok(())
+        Ok(diesel::insert_into(resource_versions::table).values((
+            resource_versions::resource_id.eq(self.id),
+            resource_versions::version.eq(self.version),
+            resource_versions::content.eq(content),
+            resource_versions::published_by.eq(published_by.to_string()),
+        )))
     }
 }
 

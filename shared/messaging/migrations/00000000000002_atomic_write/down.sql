@@ -1,0 +1,1 @@
+DROP FUNCTION platform_expect_one(BIGINT);

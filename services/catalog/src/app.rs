@@ -110,12 +110,15 @@ where
         f(&mut row, &mut write)?;
         row.updated_at = Utc::now();
         write.guard(row.guarded_update(xmin));
-        match write.commit(conn).await.map_err(|e| row.write_error(e))? {
-            Committed::Done => {
-                s.relay.wake();
-                return Resource::from_row(&row);
-            }
-            Committed::Stale => continue,
+        let committed = match write.commit(conn).await {
+            // A concurrent change of the same resource took this version number first (only
+            // possible if the history row is written before the guard is checked): decide again.
+            Err(e) if platform_store::unique_violation(&e) == Some("resource_versions_pkey") => Committed::Stale,
+            r => r.map_err(|e| row.write_error(e))?,
+        };
+        if committed == Committed::Done {
+            s.relay.wake();
+            return Resource::from_row(&row);
         }
     }
     Err(Error::Contended(id))

@@ -33,10 +33,12 @@ impl Handler for Timed {
         env: &'a Envelope,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
-            diesel::sql_query("INSERT INTO effects (aggregate_id) VALUES ($1)")
-                .bind::<diesel::sql_types::Text, _>(&env.aggregate_id)
-                .execute(conn)
-                .await?;
+            platform_store::Cached(
+                diesel::sql_query("INSERT INTO effects (aggregate_id) VALUES ($1)")
+                    .bind::<diesel::sql_types::Text, _>(&env.aggregate_id),
+            )
+            .execute(conn)
+            .await?;
             self.seen.lock().unwrap().insert(env.aggregate_id.clone(), Instant::now());
             Ok(())
         })

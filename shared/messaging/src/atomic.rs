@@ -122,9 +122,9 @@ impl QueryFragment<Pg> for AtomicWrite {
         Ok(())
     }
 
-    /// Prepared once per connection and cached by its text. Diesel declines to cache an UPDATE
-    /// (its SET list could be any subset of columns), which would cost a prepare round trip on
-    /// every call; the statements of an `AtomicWrite` are fixed per use case (a whole-row
+    /// Prepared once per connection and cached by its text (as [`platform_store::Cached`]):
+    /// diesel declines to cache an UPDATE (or an INSERT of a derived `Insertable`), which would cost a prepare round
+    /// trip on every call; the statements of an `AtomicWrite` are fixed per use case (a whole-row
     /// changeset, single-row inserts), so their texts are few. Do not put multi-row inserts of
     /// varying length into one.
     fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> QueryResult<bool> {

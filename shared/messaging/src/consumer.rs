@@ -218,8 +218,9 @@ impl Consumer {
     }
 
     /// Consumes until `stop` turns true. Messages already waiting are taken together (up to
-    /// [`MAX_BATCH`]) and applied in one transaction, one savepoint each, so a busy consumer pays
-    /// one commit per batch rather than per event.
+    /// [`MAX_BATCH`]) and applied in one transaction, so a busy consumer pays one commit per batch
+    /// rather than per event; if any of them fails, the batch rolls back and they are applied one
+    /// by one.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         use futures::FutureExt as _;
         let mut last_prune = std::time::Instant::now();

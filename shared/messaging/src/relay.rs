@@ -78,7 +78,7 @@ impl Relay {
             handle: RelayHandle::default(),
             batch: 500,
             poll: Duration::from_millis(250),
-            linger: Duration::from_millis(10),
+            linger: Duration::from_millis(3),
         })
     }
 

@@ -176,3 +176,24 @@ async fn the_statement_is_prepared_once_per_connection() {
     .unwrap();
     assert_eq!(reads.n, 1);
 }
+
+#[tokio::test]
+async fn a_cached_statement_is_prepared_once_where_diesel_would_prepare_it_every_time() {
+    let mut c = setup().await;
+    let sql = "INSERT INTO ledger (id, account_id, amount) VALUES ($1, 1, $1)";
+    for i in 1..=3 {
+        let cached = diesel::sql_query(sql).bind::<diesel::sql_types::Integer, _>(i);
+        platform_store::Cached(cached).execute(&mut c).await.unwrap();
+        // The same text unwrapped: diesel prepares it anew each time and closes it after use.
+        let plain = diesel::sql_query(sql).bind::<diesel::sql_types::Integer, _>(100 + i);
+        plain.execute(&mut c).await.unwrap();
+    }
+    let named: Prepared = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO ledger (id, account_id%'",
+    )
+    .get_result(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(named.n, 1, "the cached statement stays prepared, the plain one does not");
+    assert_eq!(ledger::table.count().get_result::<i64>(&mut c).await.unwrap(), 6);
+}

@@ -236,6 +236,37 @@ pub fn unique_violation(e: &diesel::result::Error) -> Option<&str> {
     }
 }
 
+/// A statement whose SQL text is fixed where it is written, prepared once per connection and then
+/// reused. Diesel declines to cache any UPDATE, an INSERT of a derived `Insertable` struct (a
+/// value might render as `DEFAULT`), raw `sql_query` text and `ON CONFLICT … DO UPDATE`, and so
+/// prepares them afresh on every call — a round trip and a parse each time. Wrap a statement on a hot path whose text
+/// cannot vary between calls (no optional values that switch to `DEFAULT`, no lists rendered as
+/// one placeholder each); the cache is keyed by the text, so a varying one would grow it.
+#[derive(Debug, Clone)]
+pub struct Cached<Q>(pub Q);
+
+impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>> diesel::query_builder::QueryFragment<diesel::pg::Pg>
+    for Cached<Q>
+{
+    fn walk_ast<'b>(&'b self, out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> diesel::QueryResult<()> {
+        self.0.walk_ast(out)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &diesel::pg::Pg) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+/// Cached by its text, not by its type.
+impl<Q> diesel::query_builder::QueryId for Cached<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Cached<Q> {
+    type SqlType = Q::SqlType;
+}
+
 /// A row's `xmin` (the id of the transaction that last wrote it) as a `BIGINT`: read it with the
 /// row, then write with `WHERE id = $1 AND xmin = $2` to change the row only if it is still the
 /// version read (optimistic concurrency without a lock; xid has no diesel type and equality is

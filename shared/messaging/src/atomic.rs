@@ -82,8 +82,10 @@ impl AtomicWrite {
         self.len() == 0
     }
 
-    /// Sends and commits everything as one statement (autocommit: call it outside a
-    /// transaction for the one-commit path; inside one it simply joins that transaction).
+    /// Sends and commits everything as one statement. Call it outside a transaction: a stale
+    /// guard is reported by an error raised in the statement, which would abort an enclosing
+    /// transaction (its later statements would fail), so the read-decide-write retry only works
+    /// in autocommit.
     pub async fn commit(self, conn: &mut AsyncPgConnection) -> QueryResult<Committed> {
         if self.is_empty() {
             return Ok(Committed::Done);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection as _};
 use platform_settings::KafkaSettings;
 use platform_store::Pool;
 use rdkafka::message::OwnedHeaders;
@@ -176,7 +176,7 @@ impl Relay {
                 if mark_sent {
                     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
                     diesel::delete(outbox::table.filter(outbox::id.eq_any(ids))).execute(c).await?;
-                    diesel::sql_query("SET LOCAL synchronous_commit = off").execute(c).await?;
+                    c.batch_execute("SET LOCAL synchronous_commit = off").await?;
                 }
                 Ok(rows.len())
             })

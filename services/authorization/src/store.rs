@@ -303,7 +303,7 @@ impl PlanRow {
             event_seq: self.event_seq,
             updated_at: self.updated_at,
         };
-        diesel::update(plans::table.find(self.id)).set(changes).execute(conn).await?;
+        platform_store::Cached(diesel::update(plans::table.find(self.id)).set(changes)).execute(conn).await?;
         Ok(())
     }
 
@@ -482,7 +482,7 @@ impl AgreementRow {
 
     pub async fn save(&mut self, conn: &mut AsyncPgConnection) -> Result<()> {
         self.updated_at = Utc::now();
-        diesel::update(agreements::table.find(self.id)).set(&*self).execute(conn).await?;
+        platform_store::Cached(diesel::update(agreements::table.find(self.id)).set(&*self)).execute(conn).await?;
         Ok(())
     }
 
@@ -664,7 +664,7 @@ impl RequestRow {
     }
     pub async fn save(&mut self, conn: &mut AsyncPgConnection) -> Result<()> {
         self.updated_at = Utc::now();
-        diesel::update(data_requests::table.find(self.id)).set(&*self).execute(conn).await?;
+        platform_store::Cached(diesel::update(data_requests::table.find(self.id)).set(&*self)).execute(conn).await?;
         Ok(())
     }
     pub async fn find(conn: &mut AsyncPgConnection, id: Uuid, lock: bool) -> Result<RequestRow> {
@@ -713,7 +713,7 @@ impl GrantRow {
     }
     pub async fn save(&mut self, conn: &mut AsyncPgConnection) -> Result<()> {
         self.updated_at = Utc::now();
-        diesel::update(grants::table.find(self.id)).set(&*self).execute(conn).await?;
+        platform_store::Cached(diesel::update(grants::table.find(self.id)).set(&*self)).execute(conn).await?;
         Ok(())
     }
     pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<GrantRow> {
@@ -879,7 +879,9 @@ impl CaseRow {
     }
     pub async fn save(&mut self, conn: &mut AsyncPgConnection) -> Result<()> {
         self.updated_at = Utc::now();
-        diesel::update(supervision_cases::table.find(self.id)).set(&*self).execute(conn).await?;
+        platform_store::Cached(diesel::update(supervision_cases::table.find(self.id)).set(&*self))
+            .execute(conn)
+            .await?;
         Ok(())
     }
     pub async fn find(conn: &mut AsyncPgConnection, id: Uuid, lock: bool) -> Result<CaseRow> {

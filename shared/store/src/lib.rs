@@ -236,12 +236,13 @@ pub fn unique_violation(e: &diesel::result::Error) -> Option<&str> {
     }
 }
 
-/// A statement whose SQL text is fixed where it is written, prepared once per connection and then
-/// reused. Diesel declines to cache any UPDATE, an INSERT of a derived `Insertable` struct (a
-/// value might render as `DEFAULT`), raw `sql_query` text and `ON CONFLICT … DO UPDATE`, and so
-/// prepares them afresh on every call — a round trip and a parse each time. Wrap a statement on a hot path whose text
-/// cannot vary between calls (no optional values that switch to `DEFAULT`, no lists rendered as
-/// one placeholder each); the cache is keyed by the text, so a varying one would grow it.
+/// A statement prepared once per connection and then reused, keyed by its SQL text. Diesel
+/// declines to cache any UPDATE, an INSERT of a derived `Insertable` struct (a value might render
+/// as `DEFAULT`), raw `sql_query` text and `ON CONFLICT … DO UPDATE`, and so prepares them afresh on
+/// every call — a round trip and a parse each time. Wrap such a statement on a hot path when its
+/// text takes only a few shapes (a whole-row changeset; one that skips its `None` fields has at
+/// most one shape per combination of them): each shape is one cache entry. Never wrap a statement
+/// whose text grows with the data (multi-row VALUES, one placeholder per list element).
 #[derive(Debug, Clone)]
 pub struct Cached<Q>(pub Q);
 

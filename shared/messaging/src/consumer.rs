@@ -127,6 +127,42 @@ async fn apply_in(
     Ok(Outcome::Applied)
 }
 
+/// The inbox rows of a batch in one statement (arrays unnested; its text is fixed, so it is
+/// prepared once per connection); returns the event ids it inserted, i.e. those not applied
+/// before.
+async fn inbox_insert_batch(
+    c: &mut AsyncPgConnection,
+    consumer: &str,
+    msgs: &[BorrowedMessage<'_>],
+    envs: &[(Envelope, uuid::Uuid)],
+) -> Result<std::collections::HashSet<uuid::Uuid>, TxError> {
+    use diesel::sql_types::{Array, BigInt, Integer, Text, Uuid};
+    #[derive(diesel::QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = Uuid)]
+        event_id: uuid::Uuid,
+    }
+    let ids: Vec<uuid::Uuid> = envs.iter().map(|(_, id)| *id).collect();
+    let topics: Vec<&str> = msgs.iter().map(|m| m.topic()).collect();
+    let partitions: Vec<i32> = msgs.iter().map(|m| m.partition()).collect();
+    let offsets: Vec<i64> = msgs.iter().map(|m| m.offset()).collect();
+    let inserted: Vec<Inserted> = platform_store::Cached(
+        diesel::sql_query(
+            "INSERT INTO inbox (consumer, event_id, topic, kafka_partition, kafka_offset) \
+             SELECT $1, e, t, p, o FROM unnest($2::uuid[], $3::text[], $4::int[], $5::bigint[]) AS u(e, t, p, o) \
+             ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind::<Text, _>(consumer)
+        .bind::<Array<Uuid>, _>(ids)
+        .bind::<Array<Text>, _>(topics)
+        .bind::<Array<Integer>, _>(partitions)
+        .bind::<Array<BigInt>, _>(offsets),
+    )
+    .load(c)
+    .await?;
+    Ok(inserted.into_iter().map(|r| r.event_id).collect())
+}
+
 /// A named consumer of some topics, in its own consumer group.
 pub struct Consumer {
     name: String,
@@ -293,13 +329,26 @@ impl Consumer {
         let name = self.name.as_str();
         let handler = self.handler.as_ref();
         conn.transaction::<_, TxError, _>(async move |c: &mut AsyncPgConnection| {
-            let mut outcomes = Vec::with_capacity(msgs.len());
+            let mut envs = Vec::with_capacity(msgs.len());
             for msg in msgs {
                 let env = Envelope::decode_checked(msg.payload().unwrap_or_default())
                     .map_err(|e| TxError::Handler(HandlerError::Permanent(e.to_string())))?;
+                let id = env.event_uuid().map_err(|e| TxError::Handler(HandlerError::Permanent(e.to_string())))?;
+                envs.push((env, id));
+            }
+            // Every inbox row of the batch in one statement; only the events it inserted are new.
+            let mut fresh = inbox_insert_batch(c, name, msgs, &envs).await?;
+            let mut outcomes = Vec::with_capacity(msgs.len());
+            for (msg, (env, id)) in msgs.iter().zip(&envs) {
+                // An event twice in one batch (a republish) is applied at its first occurrence.
+                if !fresh.remove(id) {
+                    outcomes.push(Outcome::Duplicate);
+                    continue;
+                }
                 let span = message_span(msg, name);
                 span.record("messaging.message.id", env.event_id.as_str());
-                outcomes.push(apply_in(c, name, handler, msg, &env).instrument(span).await?);
+                handler.handle(c, env).instrument(span).await.map_err(TxError::Handler)?;
+                outcomes.push(Outcome::Applied);
             }
             Ok(outcomes)
         })

@@ -226,10 +226,7 @@ async fn search_matches_chinese_substrings_filters_and_pages_by_keyset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_publications_of_one_resource_commit_once_and_the_rest_are_refused_zjk_7() {
     let s = start().await;
-    let r = s.as_role(Role::IndustryDept, "POST", "/resources", Some(resource("RACE-1", "并发发布资源"))).await;
-    let id = r.body["id"].as_str().unwrap().to_string();
-    let r = s.as_role(Role::IndustryDept, "POST", &format!("/resources/{id}/submit"), None).await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    let id = s.submitted(resource("RACE-1", "并发发布资源")).await;
     let path = format!("/resources/{id}/publish");
     let replies = futures::future::join_all((0..8).map(|_| s.as_role(Role::DataAdmin, "POST", &path, None))).await;
     let mut statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();

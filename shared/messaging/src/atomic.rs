@@ -17,11 +17,11 @@
 //! matches nothing, `platform_expect_one` raises `serialization_failure`, and nothing — neither
 //! the change nor its events — commits; [`AtomicWrite::commit`] reports [`Committed::Stale`] and
 //! the caller reads again and decides again. Two round trips and one commit in all (the
-//! statement is prepared once per connection, see `is_safe_to_cache_prepared` below), and no
+//! statement is prepared once per connection, through `platform_store::Cached`), and no
 //! transaction is ever left open on a pooled connection (a cancelled request cannot leave one).
 
 use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::result::{DatabaseErrorKind, Error as DbError, QueryResult};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use platform_events::Envelope;
@@ -90,7 +90,10 @@ impl AtomicWrite {
         if self.is_empty() {
             return Ok(Committed::Done);
         }
-        match self.execute(conn).await {
+        // Prepared once per connection: its statements are fixed per use case (a whole-row
+        // changeset, single-row inserts), so their texts are few. Do not put multi-row inserts of
+        // varying length into one.
+        match platform_store::Cached(self).execute(conn).await {
             Ok(_) => Ok(Committed::Done),
             Err(DbError::DatabaseError(DatabaseErrorKind::SerializationFailure, info))
                 if info.message().starts_with("stale write") =>
@@ -123,19 +126,4 @@ impl QueryFragment<Pg> for AtomicWrite {
         }
         Ok(())
     }
-
-    /// Prepared once per connection and cached by its text (as [`platform_store::Cached`]):
-    /// diesel declines to cache an UPDATE (or an INSERT of a derived `Insertable`), which would cost a prepare round
-    /// trip on every call; the statements of an `AtomicWrite` are fixed per use case (a whole-row
-    /// changeset, single-row inserts), so their texts are few. Do not put multi-row inserts of
-    /// varying length into one.
-    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> QueryResult<bool> {
-        Ok(true)
-    }
-}
-
-/// The SQL text depends on which statements it holds, so it is cached by text, not by type.
-impl QueryId for AtomicWrite {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
 }

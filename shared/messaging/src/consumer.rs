@@ -109,32 +109,21 @@ async fn apply_in(
     env: &Envelope,
 ) -> Result<Outcome, TxError> {
     let event_id = env.event_uuid().map_err(|e| TxError::Handler(HandlerError::Permanent(e.to_string())))?;
-    let inserted = diesel::insert_into(inbox::table)
-        .values((
-            inbox::consumer.eq(consumer),
-            inbox::event_id.eq(event_id),
-            inbox::topic.eq(msg.topic()),
-            inbox::kafka_partition.eq(msg.partition()),
-            inbox::kafka_offset.eq(msg.offset()),
-        ))
-        .on_conflict_do_nothing()
-        .execute(c)
-        .await?;
-    if inserted == 0 {
+    if inbox_insert_batch(c, consumer, std::slice::from_ref(msg), &[event_id]).await?.is_empty() {
         return Ok(Outcome::Duplicate);
     }
     handler.handle(c, env).await.map_err(TxError::Handler)?;
     Ok(Outcome::Applied)
 }
 
-/// The inbox rows of a batch in one statement (arrays unnested; its text is fixed, so it is
+/// The inbox rows of a batch (or of one message) in one statement (arrays unnested; its text is fixed, so it is
 /// prepared once per connection); returns the event ids it inserted, i.e. those not applied
 /// before.
 async fn inbox_insert_batch(
     c: &mut AsyncPgConnection,
     consumer: &str,
     msgs: &[BorrowedMessage<'_>],
-    envs: &[(Envelope, uuid::Uuid)],
+    ids: &[uuid::Uuid],
 ) -> Result<std::collections::HashSet<uuid::Uuid>, TxError> {
     use diesel::sql_types::{Array, BigInt, Integer, Text, Uuid};
     #[derive(diesel::QueryableByName)]
@@ -142,7 +131,6 @@ async fn inbox_insert_batch(
         #[diesel(sql_type = Uuid)]
         event_id: uuid::Uuid,
     }
-    let ids: Vec<uuid::Uuid> = envs.iter().map(|(_, id)| *id).collect();
     let topics: Vec<&str> = msgs.iter().map(|m| m.topic()).collect();
     let partitions: Vec<i32> = msgs.iter().map(|m| m.partition()).collect();
     let offsets: Vec<i64> = msgs.iter().map(|m| m.offset()).collect();
@@ -153,7 +141,7 @@ async fn inbox_insert_batch(
              ON CONFLICT DO NOTHING RETURNING event_id",
         )
         .bind::<Text, _>(consumer)
-        .bind::<Array<Uuid>, _>(ids)
+        .bind::<Array<Uuid>, _>(ids.to_vec())
         .bind::<Array<Text>, _>(topics)
         .bind::<Array<Integer>, _>(partitions)
         .bind::<Array<BigInt>, _>(offsets),
@@ -337,7 +325,8 @@ impl Consumer {
                 envs.push((env, id));
             }
             // Every inbox row of the batch in one statement; only the events it inserted are new.
-            let mut fresh = inbox_insert_batch(c, name, msgs, &envs).await?;
+            let ids: Vec<uuid::Uuid> = envs.iter().map(|(_, id)| *id).collect();
+            let mut fresh = inbox_insert_batch(c, name, msgs, &ids).await?;
             let mut outcomes = Vec::with_capacity(msgs.len());
             for (msg, (env, id)) in msgs.iter().zip(&envs) {
                 // An event twice in one batch (a republish) is applied at its first occurrence.

@@ -47,13 +47,19 @@ impl Svc {
         self.call(method, path, Some(&token(role)), body).await
     }
 
-    /// Creates, submits and publishes a resource; returns its id.
-    pub async fn published(&self, content: Value) -> String {
+    /// Creates and submits a resource; returns its id.
+    pub async fn submitted(&self, content: Value) -> String {
         let r = self.as_role(Role::IndustryDept, "POST", "/resources", Some(content)).await;
         assert_eq!(r.status, 201, "{}", r.body);
         let id = r.body["id"].as_str().unwrap().to_string();
         let r = self.as_role(Role::IndustryDept, "POST", &format!("/resources/{id}/submit"), None).await;
         assert_eq!(r.status, 200, "{}", r.body);
+        id
+    }
+
+    /// Creates, submits and publishes a resource; returns its id.
+    pub async fn published(&self, content: Value) -> String {
+        let id = self.submitted(content).await;
         let r = self.as_role(Role::DataAdmin, "POST", &format!("/resources/{id}/publish"), None).await;
         assert_eq!(r.status, 200, "{}", r.body);
         id

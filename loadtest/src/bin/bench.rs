@@ -96,6 +96,7 @@ async fn rig() -> Rig {
         profiles: Arc::new(platform_policy::Profiles::built_in().unwrap()),
         calendar: platform_calendar::Calendar::official(),
         topic_prefix: settings.kafka.topic_prefix.clone(),
+        recent: Arc::new(platform_store::RecentRows::new("resources", &settings.database)),
     };
     // The consumer lives in a database of its own, as another service would.
     static CONSUMER: &[diesel_migrations::EmbeddedMigrations] = &[platform_messaging::MIGRATIONS];
@@ -121,6 +122,14 @@ async fn rig() -> Rig {
 }
 
 impl Rig {
+    /// The catalog's use cases as a replica that holds no recent rows: every change reads first.
+    fn cold(&self) -> catalog::app::State {
+        catalog::app::State {
+            recent: Arc::new(platform_store::RecentRows::with_limits("resources", 0, Duration::ZERO)),
+            ..self.state.clone()
+        }
+    }
+
     /// Creates `n` submitted resources (drafted and submitted through the catalog's use cases).
     async fn submitted(&self, from: usize, n: usize) -> Vec<uuid::Uuid> {
         let dept = caller(Role::IndustryDept);
@@ -138,9 +147,8 @@ impl Rig {
     }
 }
 
-/// (a) pipeline rate vs a bare insert loop, same database, same concurrency.
-async fn pipeline_rate(rig: &Rig, n: usize, writers: usize, base: usize) -> (f64, f64) {
-    // Baseline: the same resource rows, inserted by diesel one statement each, nothing else.
+/// A bare diesel insert loop of resource rows: `n` rows from `writers` connections.
+async fn bare_inserts(rig: &Rig, n: usize, writers: usize, base: usize) -> f64 {
     let pool = rig.state.pool.clone();
     let started = Instant::now();
     let tasks = (0..writers).map(|w| {
@@ -159,14 +167,18 @@ async fn pipeline_rate(rig: &Rig, n: usize, writers: usize, base: usize) -> (f64
         })
     });
     futures::future::join_all(tasks).await;
-    let bare = (n / writers * writers) as f64 / started.elapsed().as_secs_f64();
+    (n / writers * writers) as f64 / started.elapsed().as_secs_f64()
+}
 
+/// (a) pipeline rate: `n` resources published through `state` by `writers` concurrent writers,
+/// until the consumer applied every event.
+async fn pipeline_rate(rig: &Rig, state: &catalog::app::State, n: usize, writers: usize, base: usize) -> f64 {
     let ids = rig.submitted(base, n / writers * writers).await;
     let before = rig.applied().await;
     let started = Instant::now();
     let chunks: Vec<Vec<uuid::Uuid>> = ids.chunks(n / writers).map(|c| c.to_vec()).collect();
     let tasks = chunks.into_iter().map(|chunk| {
-        let state = rig.state.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             let admin = caller(Role::DataAdmin);
             for id in chunk {
@@ -182,34 +194,35 @@ async fn pipeline_rate(rig: &Rig, n: usize, writers: usize, base: usize) -> (f64
     let pipeline = ids.len() as f64 / started.elapsed().as_secs_f64();
     let writes = ids.len() as f64 / written.as_secs_f64();
     println!(
-        "    the publish writes themselves (read, then one statement: guarded update, version history, outbox row) ran at {writes:.0}/s; \
-         the consumer finished {:.0} ms after the last commit; pipeline/publish-write ratio {:.2}",
+        "    publications committed at {writes:.0}/s; the consumer finished {:.0} ms after the last commit",
         (started.elapsed() - written).as_secs_f64() * 1000.0,
-        pipeline / writes
     );
-    (pipeline, bare)
+    pipeline
 }
 
-/// The publish writes without any messaging: the same read and one-statement guarded write as
-/// `publish_resource` (state change, version history) minus the outbox row; no relay or consumer
-/// work follows.
+/// The publish writes without any messaging: the same one-statement guarded write as
+/// `publish_resource` (state change, version history), starting from the row the replica holds
+/// since the submission, minus the outbox row; no relay or consumer work follows.
 async fn publish_writes_without_outbox(rig: &Rig, n: usize, writers: usize, base: usize) -> f64 {
     let ids = rig.submitted(base + 2_000_000, n / writers * writers).await;
     let started = Instant::now();
     let tasks = ids.chunks(n / writers).map(|c| c.to_vec()).map(|chunk| {
-        let pool = rig.state.pool.clone();
+        let state = rig.state.clone();
         tokio::spawn(async move {
-            let mut pooled = platform_store::conn(&pool).await.unwrap();
+            let mut pooled = platform_store::conn(&state.pool).await.unwrap();
             for id in chunk {
                 let conn: &mut AsyncPgConnection = &mut pooled;
-                let (mut row, xmin) = catalog::store::ResourceRow::find_versioned(conn, id).await.unwrap();
+                let (mut row, xmin) = match state.recent.take(&id) {
+                    Some(held) => held,
+                    None => catalog::store::ResourceRow::find_versioned(conn, id).await.unwrap(),
+                };
                 row.state = "published".into();
                 row.version += 1;
                 row.published_at = Some(chrono_now());
                 row.updated_at = chrono_now();
                 let mut write = platform_messaging::AtomicWrite::guarded(row.guarded_update(xmin));
                 write.write(row.version_row("bench").unwrap());
-                assert_eq!(write.commit(conn).await.unwrap(), platform_messaging::Committed::Done);
+                assert!(matches!(write.commit(conn).await.unwrap(), platform_messaging::Committed::Done { .. }));
             }
         })
     });
@@ -496,15 +509,25 @@ async fn catalog_benches(n: usize) {
     // does for each side.
     for (writers, events, base) in [(1, n / 4, 10_000_000), (8, n, 20_000_000)] {
         let domain = publish_writes_without_outbox(&rig, events, writers, base).await;
-        let (pipeline, bare) = pipeline_rate(&rig, events, writers, base).await;
+        // The baseline is measured before and after the pipeline and the faster run counts, so
+        // a slow moment of this shared machine cannot flatter the ratio.
+        let bare_before = bare_inserts(&rig, events, writers, base).await;
+        let pipeline = pipeline_rate(&rig, &rig.state, events, writers, base).await;
+        let bare_after = bare_inserts(&rig, events, writers, base + 3_000_000).await;
+        let bare = bare_before.max(bare_after);
         let ratio = pipeline / bare;
         println!(
-            "(a) {writers} writer(s): outbox pipeline {pipeline:.0} events/s published->consumed vs a bare diesel insert loop of the same resource rows {bare:.0} rows/s ({events} each side)"
+            "(a) {writers} writer(s): outbox pipeline {pipeline:.0} events/s published->consumed vs a bare diesel insert loop of the same resource rows {bare:.0} rows/s ({events} each side; the baseline ran at {bare_before:.0} before and {bare_after:.0} after)"
         );
         println!("    ratio {ratio:.2} (target >= 0.70): {}", verdict(ratio >= 0.7));
         println!(
-            "    the same publish transactions without outbox, relay or consumer: {domain:.0}/s; pipeline/that {:.2} (the cost of messaging itself)",
+            "    the same publish writes without outbox, relay or consumer: {domain:.0}/s; pipeline/that {:.2} (the cost of messaging itself)",
             pipeline / domain
+        );
+        let cold = pipeline_rate(&rig, &rig.cold(), events, writers, base + 5_000_000).await;
+        println!(
+            "    a replica that holds no recent rows (every publication reads its row first, 2 round trips): {cold:.0} events/s, ratio {:.2}",
+            cold / bare
         );
     }
     // BENCH_ONLY=pipeline stops after (a).

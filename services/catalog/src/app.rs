@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use chrono::{Datelike as _, NaiveDate, Utc};
+use chrono::{DateTime, Datelike as _, DurationRound as _, NaiveDate, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use platform_auth::{Caller, Role};
 use platform_calendar::Calendar;
 use platform_events::catalog::ResourceChange;
 use platform_messaging::{AtomicWrite, Committed, RelayHandle};
 use platform_policy::Profiles;
-use platform_store::Pool;
+use platform_store::{Pool, RecentOutcome, RecentRows};
 use uuid::Uuid;
 
 use crate::domain::objection::{self, ObjectionAction, ObjectionState};
@@ -30,6 +30,8 @@ pub struct State {
     pub profiles: Arc<Profiles>,
     pub calendar: &'static Calendar,
     pub topic_prefix: String,
+    /// Resource rows this replica just read or wrote, so the next change of one skips its read.
+    pub recent: Arc<RecentRows<Uuid, ResourceRow>>,
 }
 
 /// Roles that may read the published catalog: every platform role.
@@ -39,6 +41,13 @@ impl State {
     async fn conn(&self) -> Result<platform_store::PooledConn> {
         Ok(platform_store::conn(&self.pool).await?)
     }
+}
+
+/// The current time as PostgreSQL stores it (microseconds), so a row held in memory after a
+/// write is the row in the database.
+fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    t.duration_trunc(chrono::TimeDelta::microseconds(1)).unwrap_or(t)
 }
 
 fn check_content(c: &ResourceContent) -> Result<()> {
@@ -93,22 +102,42 @@ fn own(caller: &Caller, row: &ResourceRow) -> Result<()> {
 /// How often a change is decided again when the resource keeps changing under it.
 const CHANGE_ATTEMPTS: usize = 5;
 
-/// Reads the resource, lets `f` decide the change (new row state, plus history and outbox rows
-/// into the write), and commits all of it as one statement guarded by the row's `xmin`: if
-/// another change committed in between, nothing is written and `f` decides again on the new
-/// state. Two round trips and one commit per change (platform_messaging::atomic).
+/// Starts from the resource row, lets `f` decide the change (new row state, plus history and
+/// outbox rows into the write), and commits all of it as one statement guarded by the row's
+/// `xmin`: if another change committed in between, nothing is written and `f` decides again on
+/// the new state. One round trip and one commit when this replica holds the row from a moment
+/// ago ([`State::recent`]), a read more otherwise (platform_messaging::atomic).
+///
+/// A held row may be behind the database (another replica changed it): the guard refuses the
+/// write then, and a refusal decided on a held row (a transition it does not allow, a visibility
+/// check) is decided again on a fresh read before it is reported.
 async fn change<F>(s: &State, caller: &Caller, id: Uuid, f: F) -> Result<Resource>
 where
     F: Fn(&mut ResourceRow, &mut AtomicWrite) -> Result<()>,
 {
     let mut pooled = s.conn().await?;
     let conn: &mut AsyncPgConnection = &mut pooled;
+    let mut held = s.recent.take(&id);
     for _ in 0..CHANGE_ATTEMPTS {
-        let (mut row, xmin) = ResourceRow::find_versioned(conn, id).await?;
-        own(caller, &row)?;
+        let from_held = held.is_some();
+        let (mut row, xmin) = match held.take() {
+            Some(h) => h,
+            None => {
+                s.recent.record(RecentOutcome::Miss);
+                ResourceRow::find_versioned(conn, id).await?
+            }
+        };
         let mut write = AtomicWrite::default();
-        f(&mut row, &mut write)?;
-        row.updated_at = Utc::now();
+        let decided = own(caller, &row).and_then(|()| f(&mut row, &mut write));
+        match decided {
+            Ok(()) => {}
+            Err(_) if from_held => {
+                s.recent.record(RecentOutcome::Stale);
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        row.updated_at = now();
         write.guard(row.guarded_update(xmin));
         let committed = match write.commit(conn).await {
             // A concurrent change of the same resource took this version number first (only
@@ -116,9 +145,20 @@ where
             Err(e) if platform_store::unique_violation(&e) == Some("resource_versions_pkey") => Committed::Stale,
             r => r.map_err(|e| row.write_error(e))?,
         };
-        if committed == Committed::Done {
-            s.relay.wake();
-            return Resource::from_row(&row);
+        match committed {
+            Committed::Done { version } => {
+                if from_held {
+                    s.recent.record(RecentOutcome::Hit);
+                }
+                s.relay.wake();
+                let view = Resource::from_row(&row);
+                if let Some(v) = version {
+                    s.recent.put(id, row, v);
+                }
+                return view;
+            }
+            Committed::Stale if from_held => s.recent.record(RecentOutcome::Stale),
+            Committed::Stale => {}
         }
     }
     Err(Error::Contended(id))
@@ -155,7 +195,7 @@ pub async fn publish_resource(s: &State, caller: &Caller, id: Uuid) -> Result<Re
         let to = transition(row.state()?, Action::Publish, false).map_err(Error::Transition)?;
         row.state = to.as_str().into();
         row.version += 1;
-        row.published_at = Some(Utc::now());
+        row.published_at = Some(now());
         write.write(row.version_row(caller.subject())?);
         events::resource_changed(write, &s.topic_prefix, row, ResourceChange::Published)
     })
@@ -219,7 +259,7 @@ pub async fn publish_revision(s: &State, caller: &Caller, id: Uuid) -> Result<Re
         row.set_content(&next);
         row.pending_revision = None;
         row.version += 1;
-        row.published_at = Some(Utc::now());
+        row.published_at = Some(now());
         write.write(row.version_row(caller.subject())?);
         events::resource_changed(write, &s.topic_prefix, row, ResourceChange::Versioned)
     })
@@ -237,13 +277,17 @@ pub async fn reject_revision(s: &State, caller: &Caller, id: Uuid, reason: &str)
     .await
 }
 
+/// One resource. The row read is held for a moment ([`State::recent`]): a reviewer who opens a
+/// resource and then publishes or rejects it changes it in one round trip.
 pub async fn get_resource(s: &State, caller: &Caller, id: Uuid) -> Result<Resource> {
     let mut c = s.conn().await?;
-    let row = ResourceRow::find(&mut c, id).await?;
+    let (row, xmin) = ResourceRow::find_versioned(&mut c, id).await?;
     if !visible(caller, &row) {
         return Err(Error::ResourceNotFound(id));
     }
-    Resource::from_row(&row)
+    let view = Resource::from_row(&row);
+    s.recent.put(id, row, xmin);
+    view
 }
 
 pub async fn resource_versions(s: &State, caller: &Caller, id: Uuid) -> Result<Vec<ResourceVersion>> {

@@ -54,7 +54,13 @@ pub async fn run(settings: CommonSettings) -> Result<Running, StartError> {
         profiles: Arc::new(profiles),
         calendar: platform_calendar::Calendar::official(),
         topic_prefix,
+        recent: Arc::new(platform_store::RecentRows::new("resources", &platform.settings.database)),
     };
+    state.recent.register(&platform.metrics.registry).map_err(|e| StartError::Step {
+        service: SERVICE,
+        step: "metrics",
+        reason: e.to_string(),
+    })?;
     let gauges = Gauges::new(&platform.metrics).map_err(|e| StartError::Step {
         service: SERVICE,
         step: "metrics",

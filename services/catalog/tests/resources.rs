@@ -246,3 +246,65 @@ async fn concurrent_publications_of_one_resource_commit_once_and_the_rest_are_re
     assert_eq!(events[0].aggregate_id, id);
     assert_eq!(events[0].aggregate_version, 1);
 }
+
+/// Two replicas of the catalog on one database. Each holds the rows it just wrote
+/// (`database.recent_rows`), so a replica's next change of a resource skips its read; when the
+/// other replica changed the resource in between, the held row is behind: the change is decided
+/// again on the database's row, never written over it or refused because of the old one (ZJK-7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_holding_an_older_row_decides_again_on_the_current_one_zjk_7() {
+    let a = start().await;
+    let b_running = catalog::run(a.settings.clone()).await.expect("second replica starts");
+    let b =
+        Svc { url: b_running.url(), running: b_running, settings: a.settings.clone(), http: reqwest::Client::new() };
+    let id = a.submitted(resource("REPLICA-1", "两副本资源")).await; // a holds it as submitted
+
+    // b rejects it; a still holds the submitted row.
+    let r = b
+        .as_role(Role::DataAdmin, "POST", &format!("/resources/{id}/reject"), Some(json!({"reason": "字段说明不全"})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Editing a submitted resource is refused, a rejected one is allowed: a decides on the current row.
+    let mut edited = resource("REPLICA-1", "两副本资源（修订）");
+    edited["quality_requirements"] = json!("每日更新");
+    let r = a.as_role(Role::IndustryDept, "PUT", &format!("/resources/{id}"), Some(edited)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["state"], "draft");
+    assert_eq!(r.body["name"], "两副本资源（修订）");
+
+    // a holds the draft; b submits it. a's submission, decided on its draft, is refused by the
+    // guard and decided again on the submitted row: 409, and nothing written twice.
+    let r = b.as_role(Role::IndustryDept, "POST", &format!("/resources/{id}/submit"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = a.as_role(Role::IndustryDept, "POST", &format!("/resources/{id}/submit"), None).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.body["type"], "/problems/invalid-state-transition", "{}", r.body);
+
+    // a publishes (a fresh read), then withdraws from the row it holds: one round trip less.
+    let r = a.as_role(Role::DataAdmin, "POST", &format!("/resources/{id}/publish"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = a
+        .as_role(Role::DataAdmin, "POST", &format!("/resources/{id}/withdraw"), Some(json!({"reason": "来源单位撤回"})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(a.count(&format!("SELECT event_seq AS n FROM resources WHERE id = '{id}'")).await, 2);
+    assert_eq!(a.count(&format!("SELECT count(*) AS n FROM resource_versions WHERE resource_id = '{id}'")).await, 1);
+    let events = a.read_events(topics::CATALOG_RESOURCE, 2).await;
+    let changes: Vec<(u64, i32)> =
+        events.iter().map(|e| (e.aggregate_version, e.payload_as::<pb::ResourceEvent>().unwrap().change)).collect();
+    assert_eq!(changes, [(1, pb::ResourceChange::Published as i32), (2, pb::ResourceChange::Withdrawn as i32)]);
+
+    // What a did, as an SRE sees it: two held rows found stale, one used.
+    let metrics = reqwest::get(format!("{}/metrics", a.url)).await.unwrap().text().await.unwrap();
+    let count = |outcome: &str| {
+        platform_testkit::metric_value(
+            &metrics,
+            "db_recent_rows_total",
+            &[("table", "resources"), ("outcome", outcome)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(count("stale"), 2.0, "{metrics}");
+    assert_eq!(count("hit"), 1.0, "{metrics}");
+    b.running.stop().await;
+}

@@ -6,23 +6,27 @@
 //! data-modifying `WITH` statement:
 //!
 //! ```sql
-//! WITH g AS (UPDATE resources SET … WHERE id = $1 AND xmin::text::bigint = $2 RETURNING 1),
+//! WITH g(version) AS (UPDATE resources SET … WHERE id = $1 AND xmin::text::bigint = $2
+//!                     RETURNING xmin::text::bigint),
 //!      w0 AS (INSERT INTO resource_versions …),
 //!      w1 AS (INSERT INTO outbox …)
-//! SELECT platform_expect_one((SELECT count(*) FROM g))
+//! SELECT platform_expect_one((SELECT count(*) FROM g)), (SELECT max(version) FROM g)
 //! ```
 //!
 //! PostgreSQL runs every statement of a `WITH` to completion under one snapshot, and the
 //! statement commits as a whole or not at all. If the row changed after it was read, the guard
 //! matches nothing, `platform_expect_one` raises `serialization_failure`, and nothing — neither
 //! the change nor its events — commits; [`AtomicWrite::commit`] reports [`Committed::Stale`] and
-//! the caller reads again and decides again. Two round trips and one commit in all (the
+//! the caller reads again and decides again. Otherwise it reports the row's new `xmin`, so the
+//! caller can hold the row it wrote (`platform_store::RecentRows`) and guard its next change with
+//! it without reading it first. Two round trips and one commit in all (the
 //! statement is prepared once per connection, through `platform_store::Cached`), and no
 //! transaction is ever left open on a pooled connection (a cancelled request cannot leave one).
 
 use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, QueryFragment};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error as DbError, QueryResult};
+use diesel::sql_types::{BigInt, Nullable};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use platform_events::Envelope;
 
@@ -32,8 +36,8 @@ pub type Write = Box<dyn QueryFragment<Pg> + Send + 'static>;
 /// How an [`AtomicWrite`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Committed {
-    /// Every write committed.
-    Done,
+    /// Every write committed; with a guard, `version` is the guarded row's new `xmin`.
+    Done { version: Option<i64> },
     /// The guarded row changed after it was read: nothing was written.
     Stale,
 }
@@ -47,16 +51,17 @@ pub struct AtomicWrite {
 }
 
 impl AtomicWrite {
-    /// `guard` must be a statement `RETURNING` one row when it applies (typically
-    /// `UPDATE … WHERE id = $1 AND xmin::text::bigint = $2 RETURNING id`); if it returns any other
-    /// number of rows, nothing commits.
-    pub fn guarded(guard: impl QueryFragment<Pg> + Send + 'static) -> AtomicWrite {
+    /// `guard` must be a statement returning the row's new version when it applies, and nothing
+    /// otherwise: `UPDATE … WHERE id = $1 AND xmin::text::bigint = $2 RETURNING xmin::text::bigint`
+    /// (`.returning(platform_store::Xmin)`). If it returns any number of rows but one, nothing
+    /// commits.
+    pub fn guarded(guard: impl QueryFragment<Pg> + Query<SqlType = BigInt> + Send + 'static) -> AtomicWrite {
         AtomicWrite { guard: Some(Box::new(guard)), writes: Vec::new() }
     }
 
     /// Sets the guard (see [`AtomicWrite::guarded`]); a use case that decides its writes first
     /// sets the guard last, from the row it decided on.
-    pub fn guard(&mut self, guard: impl QueryFragment<Pg> + Send + 'static) {
+    pub fn guard(&mut self, guard: impl QueryFragment<Pg> + Query<SqlType = BigInt> + Send + 'static) {
         self.guard = Some(Box::new(guard));
     }
 
@@ -88,13 +93,13 @@ impl AtomicWrite {
     /// in autocommit.
     pub async fn commit(self, conn: &mut AsyncPgConnection) -> QueryResult<Committed> {
         if self.is_empty() {
-            return Ok(Committed::Done);
+            return Ok(Committed::Done { version: None });
         }
         // Prepared once per connection: its statements are fixed per use case (a whole-row
         // changeset, single-row inserts), so their texts are few. Do not put multi-row inserts of
         // varying length into one.
-        match platform_store::Cached(self).execute(conn).await {
-            Ok(_) => Ok(Committed::Done),
+        match platform_store::Cached(self).get_result::<(i64, Option<i64>)>(conn).await {
+            Ok((_, version)) => Ok(Committed::Done { version }),
             Err(DbError::DatabaseError(DatabaseErrorKind::SerializationFailure, info))
                 if info.message().starts_with("stale write") =>
             {
@@ -110,7 +115,7 @@ impl QueryFragment<Pg> for AtomicWrite {
         let named = self
             .guard
             .iter()
-            .map(|g| ("g".to_string(), g))
+            .map(|g| ("g(version)".to_string(), g))
             .chain(self.writes.iter().enumerate().map(|(i, w)| (format!("w{i}"), w)));
         for (i, (name, statement)) in named.enumerate() {
             out.push_sql(if i == 0 { "WITH " } else { ", " });
@@ -120,10 +125,22 @@ impl QueryFragment<Pg> for AtomicWrite {
             out.push_sql(")");
         }
         if self.guard.is_some() {
-            out.push_sql(" SELECT platform_expect_one((SELECT count(*) FROM g))");
+            out.push_sql(" SELECT platform_expect_one((SELECT count(*) FROM g)), (SELECT max(version) FROM g)");
         } else {
-            out.push_sql(" SELECT 1");
+            out.push_sql(" SELECT 1::bigint, NULL::bigint");
         }
         Ok(())
     }
+}
+
+/// The statement's result: the guard's row count (always 1 once it returns) and the row's new
+/// version (`NULL` without a guard).
+impl Query for AtomicWrite {
+    type SqlType = (BigInt, Nullable<BigInt>);
+}
+
+/// Cached by its text (see `platform_store::Cached`).
+impl QueryId for AtomicWrite {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
 }

@@ -4,18 +4,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection as _};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection as _};
 use platform_settings::KafkaSettings;
 use platform_store::Pool;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Mutex, Notify, watch};
 use tracing::Instrument as _;
 
 use crate::metrics::MessagingMetrics;
 use crate::schema::outbox;
 
-/// Advisory-lock key: one relay per database publishes at a time ("outbox" in ASCII).
+/// Advisory-lock key: one relay per database publishes at a time ("outbox" in ASCII). The relay
+/// that holds it (a session lock on its own connection) is the database's relay until that
+/// connection ends; the others try again at every wake-up and poll.
 const RELAY_LOCK: i64 = 0x6f75_7462_6f78;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,14 @@ pub struct Relay {
     poll: Duration,
     /// How long the relay waits after a wake-up before draining.
     linger: Duration,
+    /// The relay's own connection (taken out of the pool), once made.
+    conn: Mutex<Option<Leader>>,
+}
+
+/// The relay's connection and whether it holds the relay lock on it.
+struct Leader {
+    conn: AsyncPgConnection,
+    leads: bool,
 }
 
 impl Relay {
@@ -79,6 +89,7 @@ impl Relay {
             batch: 500,
             poll: Duration::from_millis(250),
             linger: Duration::from_millis(3),
+            conn: Mutex::new(None),
         })
     }
 
@@ -129,59 +140,69 @@ impl Relay {
         }
     }
 
-    /// Publishes one batch in a transaction and, if `mark_sent`, deletes its rows in that
-    /// transaction: they commit as gone only once the broker acknowledged every one of them (a
-    /// failed send rolls the deletion back). With `mark_sent = false` it behaves as a relay that
-    /// crashed after publishing: the rows stay and will be published again (tests use this to
-    /// prove the consumer's deduplication).
+    /// Publishes one batch (oldest first) and, if `mark_sent`, deletes its rows once the broker
+    /// acknowledged every one of them; if any send failed, none is deleted and all are published
+    /// again later. With `mark_sent = false` it behaves as a relay that crashed after publishing:
+    /// the rows stay and will be published again (tests use this to prove the consumer's
+    /// deduplication). Returns 0 without publishing while another replica's relay holds the lock.
     ///
-    /// The deletion's commit is not waited for on disk (`synchronous_commit = off`): if the
-    /// database crashed before flushing it, the rows would come back and be published again,
-    /// which the consumers' inbox already absorbs — at least once either way, one fsync fewer
-    /// per batch.
+    /// Two statements per batch on the relay's own connection, no transaction: a crash between
+    /// the sends and the deletion republishes, which the consumers' inbox absorbs. The deletion
+    /// does not wait for its WAL flush (`synchronous_commit = off` on this connection) for the
+    /// same reason: a deletion lost in a database crash only republishes — at least once either
+    /// way, one fsync fewer per batch.
     pub async fn publish_batch(&self, mark_sent: bool) -> Result<usize, RelayError> {
-        let mut pooled = platform_store::conn(&self.pool).await?;
-        let conn: &mut AsyncPgConnection = &mut pooled;
-        let batch = self.batch;
-        let producer = &self.producer;
-        let metrics = &self.metrics;
-        let published = conn
-            .transaction::<_, RelayError, _>(async move |c: &mut AsyncPgConnection| {
-                let locked: bool = diesel::select(pg_try_advisory_xact_lock(RELAY_LOCK)).get_result(c).await?;
-                if !locked {
-                    return Ok(0);
-                }
-                let rows: Vec<Row> = outbox::table
-                    .order(outbox::id)
-                    .limit(batch)
-                    .select((
-                        outbox::id,
-                        outbox::event_id,
-                        outbox::topic,
-                        outbox::message_key,
-                        outbox::event_type,
-                        outbox::payload,
-                        outbox::trace_headers,
-                    ))
-                    .load(c)
-                    .await?;
-                if rows.is_empty() {
-                    return Ok(0);
-                }
-                let sends = rows.iter().map(|row| publish(producer, metrics, row));
-                let results = futures::future::join_all(sends).await;
-                if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
-                    return Err(e);
-                }
-                if mark_sent {
-                    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-                    diesel::delete(outbox::table.filter(outbox::id.eq_any(ids))).execute(c).await?;
-                    c.batch_execute("SET LOCAL synchronous_commit = off").await?;
-                }
-                Ok(rows.len())
-            })
+        let mut held = self.conn.lock().await;
+        if held.is_none() {
+            let pooled = platform_store::conn(&self.pool).await?;
+            let mut conn = platform_store::PooledConn::take(pooled);
+            conn.batch_execute("SET synchronous_commit = off").await?;
+            *held = Some(Leader { conn, leads: false });
+        }
+        let Some(leader) = held.as_mut() else { return Ok(0) };
+        let result = self.publish_as_leader(leader, mark_sent).await;
+        if let Err(RelayError::Db(_)) = &result {
+            // The connection may be gone, and the lock with it: start over with a new one.
+            *held = None;
+        }
+        result
+    }
+
+    async fn publish_as_leader(&self, leader: &mut Leader, mark_sent: bool) -> Result<usize, RelayError> {
+        let c = &mut leader.conn;
+        if !leader.leads {
+            leader.leads = diesel::select(pg_try_advisory_lock(RELAY_LOCK)).get_result(c).await?;
+            if !leader.leads {
+                return Ok(0);
+            }
+        }
+        let rows: Vec<Row> = outbox::table
+            .order(outbox::id)
+            .limit(self.batch)
+            .select((
+                outbox::id,
+                outbox::event_id,
+                outbox::topic,
+                outbox::message_key,
+                outbox::event_type,
+                outbox::payload,
+                outbox::trace_headers,
+            ))
+            .load(c)
             .await?;
-        Ok(published)
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let sends = rows.iter().map(|row| publish(&self.producer, &self.metrics, row));
+        let results = futures::future::join_all(sends).await;
+        if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
+            return Err(e);
+        }
+        if mark_sent {
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            platform_store::Cached(diesel::delete(outbox::table.filter(outbox::id.eq_any(ids)))).execute(c).await?;
+        }
+        Ok(rows.len())
     }
 
     async fn update_backlog(&self) -> Result<(), RelayError> {
@@ -198,7 +219,7 @@ impl Relay {
 }
 
 diesel::define_sql_function! {
-    fn pg_try_advisory_xact_lock(key: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
+    fn pg_try_advisory_lock(key: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
 }
 
 /// Publishes one row in a span that continues the trace of the request that wrote it.

@@ -63,7 +63,7 @@ fn withdrawal(balance: i32, xmin: i64, ledger_id: i32, amount: i32) -> AtomicWri
     let mut w = AtomicWrite::guarded(
         diesel::update(accounts::table.find(1).filter(Xmin.eq(xmin)))
             .set(accounts::balance.eq(balance - amount))
-            .returning(accounts::id),
+            .returning(Xmin),
     );
     w.write(diesel::insert_into(ledger::table).values((
         ledger::id.eq(ledger_id),
@@ -72,6 +72,10 @@ fn withdrawal(balance: i32, xmin: i64, ledger_id: i32, amount: i32) -> AtomicWri
     )));
     w.publish("test.topic", &envelope(ledger_id)).unwrap();
     w
+}
+
+fn done(c: Committed) -> bool {
+    matches!(c, Committed::Done { .. })
 }
 
 async fn counts(c: &mut AsyncPgConnection) -> (i32, i64, i64) {
@@ -86,12 +90,17 @@ async fn counts(c: &mut AsyncPgConnection) -> (i32, i64, i64) {
 async fn a_guarded_write_commits_the_row_its_history_and_its_event_together() {
     let mut c = setup().await;
     let (balance, xmin) = read(&mut c).await;
-    assert_eq!(withdrawal(balance, xmin, 1, 30).commit(&mut c).await.unwrap(), Committed::Done);
+    let Committed::Done { version: Some(written) } = withdrawal(balance, xmin, 1, 30).commit(&mut c).await.unwrap()
+    else {
+        panic!("the guarded write did not commit with a version");
+    };
     assert_eq!(counts(&mut c).await, (70, 1, 1));
-    // The row has a new xmin: the next change reads it again.
+    // The row has a new xmin, and the commit reported it: a change starting from the row as
+    // written (without reading it) is guarded correctly.
     let (balance, xmin2) = read(&mut c).await;
     assert_ne!(xmin, xmin2);
-    assert_eq!(withdrawal(balance, xmin2, 2, 20).commit(&mut c).await.unwrap(), Committed::Done);
+    assert_eq!(written, xmin2);
+    assert!(done(withdrawal(balance, written, 2, 20).commit(&mut c).await.unwrap()));
     assert_eq!(counts(&mut c).await, (50, 2, 2));
 }
 
@@ -105,7 +114,7 @@ async fn a_row_changed_after_it_was_read_writes_nothing_neither_the_change_nor_i
     assert_eq!(counts(&mut c).await, (90, 0, 0));
     // Deciding again on the new state succeeds.
     let (balance, xmin) = read(&mut c).await;
-    assert_eq!(withdrawal(balance, xmin, 1, 30).commit(&mut c).await.unwrap(), Committed::Done);
+    assert!(done(withdrawal(balance, xmin, 1, 30).commit(&mut c).await.unwrap()));
     assert_eq!(counts(&mut c).await, (60, 1, 1));
 }
 
@@ -133,7 +142,7 @@ async fn writes_without_a_guard_commit_together() {
     )));
     w.publish("test.topic", &envelope(7)).unwrap();
     assert_eq!(w.len(), 2);
-    assert_eq!(w.commit(&mut c).await.unwrap(), Committed::Done);
+    assert_eq!(w.commit(&mut c).await.unwrap(), Committed::Done { version: None });
     assert_eq!(counts(&mut c).await, (100, 1, 1));
     // A ledger row for a missing account fails the foreign key: the event does not commit either.
     let mut w = AtomicWrite::default();
@@ -158,10 +167,10 @@ async fn the_statement_is_prepared_once_per_connection() {
     let mut c = setup().await;
     for i in 1..=5 {
         let (balance, xmin) = read(&mut c).await;
-        assert_eq!(withdrawal(balance, xmin, i, 1).commit(&mut c).await.unwrap(), Committed::Done);
+        assert!(done(withdrawal(balance, xmin, i, 1).commit(&mut c).await.unwrap()));
     }
     let prepared: Prepared = diesel::sql_query(
-        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE 'WITH g AS (UPDATE \"accounts\"%'",
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE 'WITH g(version) AS (UPDATE \"accounts\"%'",
     )
     .get_result(&mut c)
     .await

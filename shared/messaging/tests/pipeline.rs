@@ -121,7 +121,7 @@ async fn a_crash_between_publish_and_mark_publishes_twice_and_the_effect_happens
     let s = setup().await;
     enqueue(&s, &[event("o-1", "wrong value"), event("o-2", "missing rows")]).await;
     let relay = Relay::new(s.pool.clone(), &s.settings.kafka, s.metrics.clone()).unwrap();
-    // First attempt publishes, then "crashes" before marking the rows sent (rolled back).
+    // First attempt publishes, then "crashes" before deleting the rows it sent.
     assert_eq!(relay.publish_batch(false).await.unwrap(), 2);
     assert_eq!(count(&s, "SELECT count(*) AS n FROM outbox").await, 2);
     // The restarted relay publishes the same rows again and marks them.
@@ -273,4 +273,75 @@ async fn the_consumer_span_is_a_child_of_the_producer_span_across_kafka() {
     assert_eq!(publish.parent_span_id, request.span_context.span_id());
     assert_eq!(consume.span_context.trace_id(), publish.span_context.trace_id(), "one trace across Kafka");
     assert_eq!(consume.parent_span_id, publish.span_context.span_id(), "the consumer's span is the producer's child");
+}
+
+/// One relay per database publishes (the session advisory lock on its own connection keeps
+/// per-aggregate order across replicas); a standby takes over once the leader's connection ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_relay_per_database_publishes_and_a_standby_takes_over_when_it_stops() {
+    let s = setup().await;
+    enqueue(&s, &[event("o-1", "first")]).await;
+    let leader = Relay::new(s.pool.clone(), &s.settings.kafka, s.metrics.clone()).unwrap();
+    let standby = Relay::new(s.pool.clone(), &s.settings.kafka, s.metrics.clone()).unwrap();
+    assert_eq!(leader.drain().await.unwrap(), 1);
+    enqueue(&s, &[event("o-2", "second")]).await;
+    // The standby publishes nothing while the leader lives, and leaves the row to it.
+    assert_eq!(standby.drain().await.unwrap(), 0);
+    assert_eq!(count(&s, "SELECT count(*) AS n FROM outbox").await, 1);
+    drop(leader);
+    let taken_over = kit::eventually("the standby leads", Duration::from_secs(10), || async {
+        let n = standby.drain().await.unwrap();
+        (n > 0).then_some(n)
+    })
+    .await;
+    assert_eq!(taken_over, 1);
+    assert_eq!(count(&s, "SELECT count(*) AS n FROM outbox").await, 0);
+}
+
+/// A pooled connection the server closed is not handed out: idle for longer than
+/// `database.verify_idle_ms`, it is checked with `SELECT 1` first; used a moment ago, it is handed
+/// out unchecked, but the server's notice of termination has already marked it broken. Either
+/// way the pool replaces it and the next request works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_by_the_server_is_replaced() {
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    async fn pid(pool: &Pool) -> diesel::QueryResult<i32> {
+        let mut c = platform_store::conn(pool).await.unwrap();
+        Ok(diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Pid>(&mut *c).await?.pid)
+    }
+    let s = setup().await;
+    let terminate = |victim: i32| {
+        let pool = s.pool.clone();
+        async move {
+            let mut c = platform_store::conn(&pool).await.unwrap();
+            diesel::sql_query(format!("SELECT pg_terminate_backend({victim})")).execute(&mut *c).await.unwrap();
+            // The backend is gone once it no longer appears.
+            kit::eventually("backend gone", Duration::from_secs(5), || async {
+                let mut c = platform_store::conn(&pool).await.unwrap();
+                let n = diesel::sql_query(format!(
+                    "SELECT count(*)::int AS pid FROM pg_stat_activity WHERE pid = {victim}"
+                ))
+                .get_result::<Pid>(&mut *c)
+                .await
+                .unwrap()
+                .pid;
+                (n == 0).then_some(())
+            })
+            .await;
+        }
+    };
+    for verify_idle_ms in [0, 600_000] {
+        let mut settings = s.settings.database.clone();
+        settings.pool_size = 1;
+        settings.verify_idle_ms = verify_idle_ms;
+        let pool = platform_store::pool(&settings).unwrap();
+        let before = pid(&pool).await.unwrap();
+        terminate(before).await;
+        let after = pid(&pool).await.unwrap_or_else(|e| panic!("verify_idle_ms = {verify_idle_ms}: {e}"));
+        assert_ne!(before, after);
+    }
 }

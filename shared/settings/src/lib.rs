@@ -120,6 +120,16 @@ pub struct DatabaseSettings {
     pub pool_size: usize,
     /// Seconds to wait for a pooled connection before failing a request.
     pub acquire_timeout_secs: u64,
+    /// A pooled connection idle for longer than this is checked with `SELECT 1` before it is
+    /// handed out; one used more recently is handed out at once (a connection the server closed
+    /// in between fails that one request's first statement and is then discarded).
+    pub verify_idle_ms: u64,
+    /// How many recently read or written rows a service holds per table, so that the next change
+    /// of one of them skips its read (`platform_store::RecentRows`; guarded by `xmin`, so a stale
+    /// row is only ever a refused write and a second read). 0 turns it off.
+    pub recent_rows: usize,
+    /// How long such a row is held, in milliseconds.
+    pub recent_rows_ttl_ms: u64,
 }
 
 impl std::fmt::Debug for DatabaseSettings {
@@ -128,6 +138,9 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("url", &redact_url(&self.url))
             .field("pool_size", &self.pool_size)
             .field("acquire_timeout_secs", &self.acquire_timeout_secs)
+            .field("verify_idle_ms", &self.verify_idle_ms)
+            .field("recent_rows", &self.recent_rows)
+            .field("recent_rows_ttl_ms", &self.recent_rows_ttl_ms)
             .finish()
     }
 }
@@ -362,6 +375,9 @@ workers = 2
 url = "postgres://postgres@127.0.0.1:5432/postgres"
 pool_size = 8
 acquire_timeout_secs = 5
+verify_idle_ms = 1000
+recent_rows = 10000
+recent_rows_ttl_ms = 60000
 
 [kafka]
 brokers = "127.0.0.1:9092"

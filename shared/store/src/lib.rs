@@ -16,6 +16,9 @@ use platform_settings::DatabaseSettings;
 
 pub use diesel_async::pooled_connection::deadpool::Pool as DeadPool;
 
+mod recent;
+pub use recent::{Outcome as RecentOutcome, RecentRows};
+
 pub type Pool = DeadPool<AsyncPgConnection>;
 pub type PooledConn = Object<AsyncPgConnection>;
 pub use diesel_async::AsyncPgConnection as PgConn;
@@ -53,13 +56,33 @@ impl StoreError {
 }
 
 /// Builds the pool. Connections are made lazily; [`check`] proves the database answers.
+///
+/// A connection coming back out of the pool is checked with `SELECT 1` only when it has been
+/// idle for longer than `verify_idle_ms` (diesel-async's default checks every checkout, one more
+/// round trip per request); a broken connection or one left inside a transaction is never handed
+/// out either way.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(settings.url.clone());
+    use diesel_async::pooled_connection::deadpool::{Hook, HookError};
+    use diesel_async::pooled_connection::{ManagerConfig, PoolableConnection as _, RecyclingMethod};
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(settings.url.clone(), config);
+    let verify_after = Duration::from_millis(settings.verify_idle_ms);
     Pool::builder(manager)
         .max_size(settings.pool_size)
         .wait_timeout(Some(Duration::from_secs(settings.acquire_timeout_secs)))
         .create_timeout(Some(Duration::from_secs(settings.acquire_timeout_secs)))
         .runtime(deadpool::Runtime::Tokio1)
+        .pre_recycle(Hook::async_fn(move |conn: &mut AsyncPgConnection, metrics: &deadpool::managed::Metrics| {
+            Box::pin(async move {
+                if metrics.last_used() <= verify_after {
+                    return Ok(());
+                }
+                conn.ping(&RecyclingMethod::Verified)
+                    .await
+                    .map_err(|e| HookError::Backend(diesel_async::pooled_connection::PoolError::QueryError(e)))
+            })
+        }))
         .build()
         .map_err(|e| StoreError::Pool(e.to_string()))
 }

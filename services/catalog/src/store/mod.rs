@@ -168,12 +168,16 @@ impl ResourceRow {
         row.ok_or(Error::ResourceNotFound(id))
     }
 
-    /// Writes the whole row if it is still the version read with `xmin` (returns its id then,
-    /// nothing otherwise): the guard of a [`platform_messaging::AtomicWrite`].
-    pub fn guarded_update(&self, xmin: i64) -> impl QueryFragment<Pg> + Send + 'static {
+    /// Writes the whole row if it is still the version read with `xmin` (returns its new `xmin`
+    /// then, nothing otherwise): the guard of a [`platform_messaging::AtomicWrite`].
+    pub fn guarded_update(
+        &self,
+        xmin: i64,
+    ) -> impl QueryFragment<Pg> + diesel::query_builder::Query<SqlType = diesel::sql_types::BigInt> + Send + 'static
+    {
         diesel::update(resources::table.find(self.id).filter(platform_store::Xmin.eq(xmin)))
             .set(self.clone())
-            .returning(resources::id)
+            .returning(platform_store::Xmin)
     }
 
     /// A write of this row failed: a taken code is the caller's mistake, anything else is not.

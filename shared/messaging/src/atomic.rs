@@ -10,7 +10,7 @@
 //!                     RETURNING xmin::text::bigint),
 //!      w0 AS (INSERT INTO resource_versions …),
 //!      w1 AS (INSERT INTO outbox …)
-//! SELECT platform_expect_one((SELECT count(*) FROM g)), (SELECT max(version) FROM g)
+//! SELECT platform_expect_one(count(*)), max(version) FROM g
 //! ```
 //!
 //! PostgreSQL runs every statement of a `WITH` to completion under one snapshot, and the
@@ -125,7 +125,7 @@ impl QueryFragment<Pg> for AtomicWrite {
             out.push_sql(")");
         }
         if self.guard.is_some() {
-            out.push_sql(" SELECT platform_expect_one((SELECT count(*) FROM g)), (SELECT max(version) FROM g)");
+            out.push_sql(" SELECT platform_expect_one(count(*)), max(version) FROM g");
         } else {
             out.push_sql(" SELECT 1::bigint, NULL::bigint");
         }

@@ -40,6 +40,8 @@ EXPORTED = {
     "outbox_publish_failures_total", "kafka_consumer_lag", "kafka_consumed_total",
     "kafka_handler_failures_total", "kafka_dead_letters_total", "catalog_resources",
     "catalog_objections_overdue", "authorization_plan_filings_overdue", "authorization_sandbox_alerts_unmatched",
+    # shared/store/src/recent.rs
+    "db_recent_rows_total",
     # services/sandbox-gateway/src/metrics.rs
     "sandbox_queries_total", "sandbox_refusals_total", "sandbox_query_duration_seconds",
     "sandbox_check_duration_seconds", "sandbox_suppressed_groups_total", "sandbox_refusal_bursts_total",

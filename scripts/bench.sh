@@ -17,7 +17,7 @@ rm -rf "$PGDIR"
 url=$("$dir/platform" pg-start --dir "$PGDIR" --port "$PGPORT" | sed -n 's/^DATABASE_URL=//p')
 trap '"$dir/platform" pg-stop --dir "$PGDIR" --port "$PGPORT" >/dev/null 2>&1 || true' EXIT
 # BENCH_ONLY=sandbox runs the sandbox gateway's part alone; BENCH_ONLY=authorization skips the catalog's;
-# BENCH_ONLY=pipeline runs (a) alone.
+# BENCH_ONLY=catalog runs (a) to (c), BENCH_ONLY=pipeline (a) alone.
 if [ "${BENCH_ONLY:-}" != sandbox ]; then
   PLATFORM_TEST_DATABASE_URL="$url" PLATFORM_TEST_LOG=error "$dir/bench"
 fi

@@ -287,7 +287,7 @@ async fn a_suspension_is_published_through_the_outbox_and_a_restart_before_publi
     let catalog = catalog::run(platform_testkit::settings_in(&cdb, &prefix, &[])).await.unwrap();
     let good = platform_testkit::settings_in(&adb, &prefix, &[]);
     let auth = authorization::run(good.clone()).await.unwrap();
-    let p = common::Platform { catalog, auth, auth_settings: good.clone(), http: reqwest::Client::new() };
+    let p = common::Platform { catalog, auth, auth_settings: good.clone(), http: platform_testkit::http_client() };
     let (a, _, _) = common::active_grant(&p, ZHANGJIAKOU, "ZJK-R").await;
     let common::Platform { catalog, auth, .. } = p;
     auth.stop().await;
@@ -300,7 +300,7 @@ async fn a_suspension_is_published_through_the_outbox_and_a_restart_before_publi
         &[("kafka.brokers", "127.0.0.1:1"), ("kafka.message_timeout_ms", "1000")],
     );
     let cut_off = authorization::run(unreachable).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = platform_testkit::http_client();
     let case = http
         .post(format!("{}/supervision-cases", cut_off.url()))
         .bearer_auth(token(Role::DataAdmin, ZHANGJIAKOU))

@@ -78,6 +78,10 @@ impl<K: Hash + Eq + Clone, V> RecentRows<K, V> {
             &["table", "outcome"],
         )
         .expect("valid metric");
+        // Every outcome is exported from the start (at 0), so dashboards and alerts see the series.
+        for outcome in [Outcome::Hit, Outcome::Miss, Outcome::Stale] {
+            outcomes.with_label_values(&[table, outcome.label()]);
+        }
         RecentRows {
             table,
             capacity,

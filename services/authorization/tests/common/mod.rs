@@ -30,7 +30,7 @@ pub async fn start() -> Platform {
     let catalog = catalog::run(kit::settings_in(&cdb, &prefix, &[])).await.expect("catalog starts");
     let auth_settings = kit::settings_in(&adb, &prefix, &[]);
     let auth = authorization::run(auth_settings.clone()).await.expect("authorization starts");
-    Platform { catalog, auth, auth_settings, http: reqwest::Client::new() }
+    Platform { catalog, auth, auth_settings, http: platform_testkit::http_client() }
 }
 
 pub fn token(role: Role, jurisdiction: &str) -> String {

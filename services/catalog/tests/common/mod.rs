@@ -29,7 +29,7 @@ pub async fn start_with(extra: &[(&str, &str)]) -> Svc {
     let settings = kit::settings(&db, extra);
     let running = catalog::run(settings.clone()).await.expect("catalog starts");
     let url = running.url();
-    Svc { running, url, settings, http: reqwest::Client::new() }
+    Svc { running, url, settings, http: platform_testkit::http_client() }
 }
 
 pub fn token(role: Role) -> String {

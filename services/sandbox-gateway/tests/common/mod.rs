@@ -32,7 +32,7 @@ pub async fn start() -> Platform {
     let catalog = catalog::run(kit::settings_in(&cdb, &prefix, &[])).await.expect("catalog starts");
     let settings = kit::settings_in(&gdb, &prefix, &[]);
     let gateway = sandbox_gateway::run(settings.clone()).await.expect("gateway starts");
-    Platform { catalog, gateway, settings, http: reqwest::Client::new() }
+    Platform { catalog, gateway, settings, http: platform_testkit::http_client() }
 }
 
 /// A token for `role`; its organisation is `org-<role>-<jurisdiction>`.

@@ -254,13 +254,7 @@ async fn concurrent_publications_of_one_resource_commit_once_and_the_rest_are_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_holding_an_older_row_decides_again_on_the_current_one_zjk_7() {
     let a = start().await;
-    let b_running = catalog::run(a.settings.clone()).await.expect("second replica starts");
-    let b = Svc {
-        url: b_running.url(),
-        running: b_running,
-        settings: a.settings.clone(),
-        http: platform_testkit::http_client(),
-    };
+    let b = a.replica().await;
     let id = a.submitted(resource("REPLICA-1", "两副本资源")).await; // a holds it as submitted
 
     // b rejects it; a still holds the submitted row.

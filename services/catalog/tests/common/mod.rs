@@ -26,7 +26,10 @@ pub async fn start() -> Svc {
 
 pub async fn start_with(extra: &[(&str, &str)]) -> Svc {
     let db = kit::database("catalog", catalog::MIGRATIONS).await;
-    let settings = kit::settings(&db, extra);
+    run(kit::settings(&db, extra)).await
+}
+
+async fn run(settings: CommonSettings) -> Svc {
     let running = catalog::run(settings.clone()).await.expect("catalog starts");
     let url = running.url();
     Svc { running, url, settings, http: platform_testkit::http_client() }
@@ -39,6 +42,11 @@ pub fn token(role: Role) -> String {
 pub use kit::Reply;
 
 impl Svc {
+    /// A second replica of this catalog: same database and topics, its own port and memory.
+    pub async fn replica(&self) -> Svc {
+        run(self.settings.clone()).await
+    }
+
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
         kit::call(&self.http, &self.url, method, path, token, body).await
     }

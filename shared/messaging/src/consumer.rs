@@ -9,13 +9,13 @@ use futures::future::BoxFuture;
 use platform_events::Envelope;
 use platform_settings::KafkaSettings;
 use platform_store::Pool;
-use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientContext, Statistics};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
+use crate::lag::{LAG_REFRESH, LagReporter, RebalanceNotify};
 use crate::metrics::MessagingMetrics;
 use crate::schema::inbox;
 
@@ -51,29 +51,6 @@ pub trait Handler: Send + Sync + 'static {
         envelope: &'a Envelope,
     ) -> BoxFuture<'a, Result<(), HandlerError>>;
 }
-
-/// Updates the lag gauge from librdkafka's statistics.
-struct LagContext {
-    name: String,
-    metrics: MessagingMetrics,
-}
-
-impl ClientContext for LagContext {
-    fn stats(&self, stats: Statistics) {
-        for (topic, t) in &stats.topics {
-            for (partition, p) in &t.partitions {
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics
-                        .consumer_lag
-                        .with_label_values(&[&self.name, topic, &partition.to_string()])
-                        .set(p.consumer_lag);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for LagContext {}
 
 /// How long an applied event's id is remembered by default: longer than the business topics'
 /// retention (30 days, k8s/kafka-topics.yaml), so even a consumer group reset to the earliest
@@ -155,7 +132,9 @@ async fn inbox_insert_batch(
 pub struct Consumer {
     name: String,
     pool: Pool,
-    consumer: StreamConsumer<LagContext>,
+    consumer: Arc<StreamConsumer<RebalanceNotify>>,
+    rebalanced: Arc<tokio::sync::Notify>,
+    lag_refresh: Duration,
     dlq: FutureProducer,
     handler: Arc<dyn Handler>,
     metrics: MessagingMetrics,
@@ -190,16 +169,15 @@ impl Consumer {
         handler: Arc<dyn Handler>,
         metrics: MessagingMetrics,
     ) -> Result<Consumer, String> {
-        let context = LagContext { name: name.to_string(), metrics: metrics.clone() };
-        let consumer: StreamConsumer<LagContext> = crate::client_config(kafka)
+        let rebalanced = Arc::new(tokio::sync::Notify::new());
+        let consumer: StreamConsumer<RebalanceNotify> = crate::client_config(kafka)
             .set("group.id", format!("{}.{}", kafka.group_prefix, name))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
-            .set("statistics.interval.ms", "5000")
             .set("session.timeout.ms", "10000")
-            .create_with_context(context)
+            .create_with_context(RebalanceNotify(rebalanced.clone()))
             .map_err(|e| format!("consumer {name}: {e}"))?;
         consumer.subscribe(topics).map_err(|e| format!("consumer {name}: {e}"))?;
         let dlq = crate::client_config(kafka)
@@ -212,7 +190,9 @@ impl Consumer {
         Ok(Consumer {
             name: name.to_string(),
             pool,
-            consumer,
+            consumer: Arc::new(consumer),
+            rebalanced,
+            lag_refresh: LAG_REFRESH,
             dlq,
             handler,
             metrics,
@@ -224,6 +204,12 @@ impl Consumer {
     /// Remember applied event ids for `retention` instead of [`INBOX_RETENTION`].
     pub fn with_inbox_retention(mut self, retention: Duration) -> Self {
         self.inbox_retention = retention;
+        self
+    }
+
+    /// Measure the lag of the assigned partitions every `every` instead of [`LAG_REFRESH`].
+    pub fn with_lag_refresh(mut self, every: Duration) -> Self {
+        self.lag_refresh = every;
         self
     }
 
@@ -244,9 +230,18 @@ impl Consumer {
     /// Consumes until `stop` turns true. Messages already waiting are taken together (up to
     /// [`MAX_BATCH`]) and applied in one transaction, so a busy consumer pays one commit per batch
     /// rather than per event; if any of them fails, the batch rolls back and they are applied one
-    /// by one.
+    /// by one. Meanwhile the lag of every assigned partition is measured (see [`crate::lag`]);
+    /// its series go when the consumer stops.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         use futures::FutureExt as _;
+        let _lag = LagReporter {
+            name: self.name.clone(),
+            consumer: self.consumer.clone(),
+            metrics: self.metrics.clone(),
+            every: self.lag_refresh,
+            rebalanced: self.rebalanced.clone(),
+        }
+        .start();
         let mut last_prune = std::time::Instant::now();
         loop {
             if last_prune.elapsed() >= Duration::from_secs(600) {

@@ -13,6 +13,8 @@
 //!   handler's effect (a redelivery changes nothing), commits the offset after the database
 //!   commit, and sends what cannot be handled to `<topic>.dlq` with the error, so a partition
 //!   never stalls and nothing vanishes.
+//! - [`lag`] reports each consumer's lag for every assigned partition from its assignment (the
+//!   group's committed offset against the high watermark), whether or not messages flow.
 //! - `traceparent` travels in Kafka headers: the consumer's span is a child of the producer's.
 //!
 //! Owned here: the `outbox` and `inbox` tables ([`MIGRATIONS`], applied with the service's own)
@@ -20,6 +22,7 @@
 
 pub mod atomic;
 pub mod consumer;
+pub mod lag;
 pub mod metrics;
 pub mod outbox;
 pub mod relay;

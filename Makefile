@@ -22,6 +22,13 @@ run: deps
 	$(CARGO) build --locked -p platform-launcher -p platform-broker
 	$(CARGO_TARGET_DIR)/debug/platform run
 
+# A token the platform `make run` started accepts, alone on stdout:
+# make token JURISDICTION=440305 ROLE=operator [ORG=...] [SUB=...]
+.PHONY: token
+token:
+	@test -x $(CARGO_TARGET_DIR)/debug/platform || { echo "make token: start the platform first with make run" >&2; exit 2; }
+	@$(CARGO_TARGET_DIR)/debug/platform token --jurisdiction "$(JURISDICTION)" --role "$(ROLE)" $(if $(ORG),--org "$(ORG)") $(if $(SUB),--sub "$(SUB)")
+
 # Recomputes the sandbox gateway's audit chain (GET /audit/verify) of the platform `make run`
 # started (or of SANDBOX_URL with TOKEN_DATA_ADMIN from the environment); fails on a broken link.
 audit-verify:

@@ -35,6 +35,12 @@ rm -rf "$CARGO_TARGET_DIR/launcher-check"
 PLATFORM_PG_PORT=$(free_port) PLATFORM__TELEMETRY__LOG_FORMAT=json RUST_LOG=warn \
   "$CARGO_TARGET_DIR/debug/platform" run --dir "$CARGO_TARGET_DIR/launcher-check" --check
 grep -q '^TOKEN_OPERATOR=' "$CARGO_TARGET_DIR/launcher-check/platform.env"
+# Every seed jurisdiction is loaded, and `platform token` prints a bare JWT from the kept key.
+for j in 610000 370700 130700 620100 440305; do
+  grep -Eq "^JURISDICTIONS=(.*,)?$j(,|\$)" "$CARGO_TARGET_DIR/launcher-check/platform.env"
+done
+"$CARGO_TARGET_DIR/debug/platform" token --dir "$CARGO_TARGET_DIR/launcher-check" --jurisdiction 440305 --role operator \
+  | grep -Eqx '[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+'
 
 # The Helm chart, cluster prerequisites, dashboards and alert rules (rendered and validated
 # offline; see scripts/check_k8s.py).

@@ -1,5 +1,6 @@
 //! Demo data for `make run`: a province with the Shaanxi profile (610000), a city under it
-//! (Xi'an, 610100), and catalog resources with Chinese names, loaded through the public API.
+//! (Xi'an, 610100), and catalog resources with Chinese names, loaded through the public API; the
+//! other seed jurisdictions' resources too (their plans and agreements: `jurisdictions.rs`).
 
 use platform_auth::{Role, issuer::DevIssuer};
 use serde_json::{Value, json};
@@ -13,6 +14,18 @@ fn field(name: &str, data_type: &str, sensitivity: &str, pii: Option<&str>, desc
         f["pii_kind"] = json!(p);
     }
     f
+}
+
+/// An unconditionally open, generally graded table its source unit collected:
+/// `[name, code, source unit, sector, update frequency]`.
+fn open_table(jurisdiction: &'static str, about: [&str; 5], fields: Vec<Value>) -> (&'static str, Value) {
+    let [name, code, source_unit, sector, update_frequency] = about;
+    let content = json!({
+        "name": name, "code": code, "source_unit": source_unit, "sector": sector,
+        "format": "table", "update_frequency": update_frequency, "open_category": "unconditional",
+        "security_grade": "general", "fields": fields, "provenance": {"kind": "collected"},
+    });
+    (jurisdiction, content)
 }
 
 fn resources() -> Vec<(&'static str, Value)> {
@@ -115,8 +128,55 @@ fn resources() -> Vec<(&'static str, Value)> {
                 "provenance": collected,
             }),
         ),
+        open_table(
+            "370700",
+            ["潍坊市规模以上企业用电量数据", "WF-NY-0001", "国网潍坊供电公司", "energy", "monthly"],
+            vec![
+                field("credit_code", "text", "none", None, "统一社会信用代码"),
+                field("industry", "text", "none", None, "所属行业"),
+                field("month", "date", "none", None, "月份"),
+                field("kwh", "decimal", "none", None, "用电量（千瓦时）"),
+            ],
+        ),
+        open_table(
+            "130700",
+            ["张家口市新能源场站发电量数据", "ZJK-NY-0001", "张家口市能源局", "energy", "daily"],
+            vec![
+                field("station_id", "text", "none", None, "场站编号"),
+                field("date", "date", "none", None, "日期"),
+                field("output_mwh", "decimal", "none", None, "发电量（兆瓦时）"),
+                // ZJK-15: personal information is never in an agreement's scope here.
+                field("contact_name", "text", "personal", Some("name"), "场站联系人"),
+            ],
+        ),
+        open_table(
+            "620100",
+            ["兰州市公交线路客流数据", "LZ-JT-0001", "兰州市交通运输局", "transport", "daily"],
+            vec![
+                field("line_no", "text", "none", None, "线路编号"),
+                field("date", "date", "none", None, "日期"),
+                field("passengers", "integer", "none", None, "客流人次"),
+            ],
+        ),
+        open_table(
+            "440305",
+            ["南山区公交站点客流数据", "NS-JT-0001", "深圳市南山区交通运输局", "transport", "daily"],
+            vec![
+                field("line_no", "text", "none", None, "线路编号"),
+                field("station", "text", "none", None, "站点"),
+                field("date", "date", "none", None, "日期"),
+                field("passengers", "integer", "none", None, "客流人次"),
+            ],
+        ),
     ]
 }
+
+/// The quality objections an operator of the resource's jurisdiction files on first load:
+/// (resource code, field, description). Each is due the profile's working days later (LZ-5).
+const OBJECTIONS: [(&str, &str, &str); 2] = [
+    ("SX-SCJG-0001", "registered_capital", "部分企业注册资本单位为元而非万元"),
+    ("LZ-JT-0001", "passengers", "部分线路连续多日客流为0，疑似漏采"),
+];
 
 /// The demo users: one per role in the province, and the city's own departments.
 pub fn users() -> Vec<(String, &'static str, Role)> {
@@ -128,16 +188,22 @@ pub fn users() -> Vec<(String, &'static str, Role)> {
     out
 }
 
-pub fn token(issuer: &DevIssuer, jurisdiction: &str, role: Role) -> Result<String, String> {
-    issuer.token(
-        &format!("demo-{}-{jurisdiction}", role.as_str()),
-        &format!("demo-org-{}", role.as_str()),
-        jurisdiction,
-        &[role],
-    )
+/// The demo subject of `role` in `jurisdiction` (also `platform token`'s default `--sub`).
+pub fn subject(jurisdiction: &str, role: Role) -> String {
+    format!("demo-{}-{jurisdiction}", role.as_str())
 }
 
-async fn call(
+/// The demo organisation of `role` (also `platform token`'s default `--org`): the same in every
+/// jurisdiction, so the demo operator holds an agreement in each.
+pub fn org(role: Role) -> String {
+    format!("demo-org-{}", role.as_str())
+}
+
+pub fn token(issuer: &DevIssuer, jurisdiction: &str, role: Role) -> Result<String, String> {
+    issuer.token(&subject(jurisdiction, role), &org(role), jurisdiction, &[role])
+}
+
+pub async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: String,
@@ -180,11 +246,14 @@ pub async fn seed(catalog_url: &str, issuer: &DevIssuer) -> Result<usize, String
             call(&http, reqwest::Method::POST, format!("{catalog_url}/resources/{id}/registration"), &registrar, None)
                 .await?;
         }
-        if content["code"] == "SX-SCJG-0001" {
-            let operator = token(issuer, PROVINCE, Role::Operator)?;
-            let objection = json!({"resource_id": id, "field": "registered_capital", "description": "部分企业注册资本单位为元而非万元"});
-            call(&http, reqwest::Method::POST, format!("{catalog_url}/objections"), &operator, Some(&objection))
-                .await?;
+        for (_, field, description) in OBJECTIONS.iter().filter(|(code, _, _)| content["code"] == *code) {
+            let operator = token(issuer, jurisdiction, Role::Operator)?;
+            let objection = json!({"resource_id": id, "field": field, "description": description});
+            let url = format!("{catalog_url}/objections");
+            let (status, body) = call(&http, reqwest::Method::POST, url, &operator, Some(&objection)).await?;
+            if status != 201 {
+                return Err(format!("the demo objection on {}: {status} {body}", content["code"]));
+            }
         }
         created += 1;
     }
@@ -202,78 +271,150 @@ pub async fn seed_plan(catalog_url: &str, authorization_url: &str, issuer: &DevI
     if existing["items"].as_array().is_some_and(|a| !a.is_empty()) {
         return Ok(false);
     }
-    let (_, found) =
-        call(&http, reqwest::Method::GET, format!("{catalog_url}/resources?q=XA-JT-0001"), &author, None).await?;
-    let Some(resource) = found["items"].get(0).and_then(|r| r["id"].as_str()).map(str::to_string) else {
-        return Err("the demo city resource XA-JT-0001 is missing".into());
+    let resource = resource_id(&http, catalog_url, &author, "XA-JT-0001").await?;
+    let plan = plan_contents(
+        "西安市公共交通数据授权运营实施方案",
+        "scenario",
+        &resource,
+        "西安市公交线路客流数据，日更",
+        ["公交线网优化分析", "商圈客流报告"],
+    );
+    let id = approved_plan(&http, authorization_url, issuer, CITY, &plan).await?;
+    // An agreement under the plan with the demo operator, revenue sharing with the finance
+    // department's opinion (WF-15), signed (filing with the province due, SX-21) and active.
+    let agreement = AgreementDraft {
+        plan_id: Some(id.as_str()),
+        operator_name: "西安公共数据运营有限公司",
+        resource: &resource,
+        fields: &["line_no", "date", "passengers"],
+        products: &["公交线网优化分析", "商圈客流报告"],
+        term_months: 36,
     };
-    let plan = json!({
-        "name": "西安市公共交通数据授权运营实施方案",
-        "necessity_feasibility": "公交客流数据社会需求大，具备开发利用条件",
+    active_agreement(&http, authorization_url, issuer, CITY, &agreement).await?;
+    Ok(true)
+}
+
+/// The id of the demo resource `code` in the catalog.
+pub async fn resource_id(http: &reqwest::Client, catalog_url: &str, token: &str, code: &str) -> Result<String, String> {
+    let (_, found) = call(http, reqwest::Method::GET, format!("{catalog_url}/resources?q={code}"), token, None).await?;
+    let items = found["items"].as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .find(|r| r["code"] == code)
+        .and_then(|r| r["id"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| format!("the demo resource {code} is missing"))
+}
+
+/// A demo implementation plan with its twelve contents (SX-16) over one resource.
+pub fn plan_contents(name: &str, mode: &str, resource: &str, scope: &str, products: [&str; 2]) -> Value {
+    json!({
+        "name": name,
+        "necessity_feasibility": "公共数据社会需求大，具备开发利用条件",
         "operator_selection_conditions": "资金、管理、技术、服务、安全能力满足要求",
-        "mode": "scenario",
-        "data_scope": {"resource_ids": [resource], "description": "西安市公交线路客流数据，日更"},
-        "term_and_implementation": "授权期限三年，2027年起分两期建设",
-        "product_list": {"public_governance": ["公交线网优化分析"], "industry_development": ["商圈客流报告"]},
+        "mode": mode,
+        "data_scope": {"resource_ids": [resource], "description": scope},
+        "term_and_implementation": "授权期限以协议为准，分两期建设",
+        "product_list": {"public_governance": [products[0]], "industry_development": [products[1]]},
         "cost_revenue_sharing": "按成本加合理收益核算，收益按协议分配",
         "security_emergency": "开发环境内脱敏使用，应急预案报备",
         "rights_duties": "实施机构、运营机构权利义务以协议为准",
         "supervision_evaluation": "年度考核评价，结果与收益分配挂钩",
         "other": "无"
-    });
-    // Authorization learns the catalog through Kafka: retry until the resource is known.
-    let mut created = None;
-    for _ in 0..100 {
-        let (status, body) =
-            call(&http, reqwest::Method::POST, format!("{authorization_url}/plans"), &author, Some(&plan)).await?;
+    })
+}
+
+/// POSTs `body` until authorization knows the resources it names: it learns the catalog through
+/// Kafka, so a resource just published may not be there yet. Returns the created id.
+async fn create_when_known(http: &reqwest::Client, url: String, token: &str, body: &Value) -> Result<String, String> {
+    let mut last = (0, Value::Null);
+    for _ in 0..150 {
+        let (status, answer) = call(http, reqwest::Method::POST, url.clone(), token, Some(body)).await?;
         if status == 201 {
-            created = body["id"].as_str().map(str::to_string);
-            break;
+            return answer["id"].as_str().map(str::to_string).ok_or_else(|| format!("{url}: no id in {answer}"));
         }
+        let waiting = ["/problems/unknown-resource", "/problems/not-authorizable"];
+        if !waiting.iter().any(|t| answer["type"] == *t) {
+            return Err(format!("{url}: {status} {answer}"));
+        }
+        last = (status, answer);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let id = created.ok_or("authorization did not learn the demo resource in time")?;
-    let why = json!({"reason": "演示数据"});
-    call(&http, reqwest::Method::POST, format!("{authorization_url}/plans/{id}/submit"), &author, Some(&why)).await?;
-    call(&http, reqwest::Method::POST, format!("{authorization_url}/plans/{id}/pass_feasibility"), &admin, Some(&why))
-        .await?;
-    let (status, body) =
-        call(&http, reqwest::Method::POST, format!("{authorization_url}/plans/{id}/approve"), &admin, Some(&why))
-            .await?;
-    if status != 200 {
-        return Err(format!("approving the demo plan: {status} {body}"));
-    }
-    // An agreement under the plan with the demo operator, revenue sharing with the finance
-    // department's opinion (WF-15), signed (filing with the province due, SX-21) and active.
-    let today = platform_calendar::today_in_china();
-    let end = today.checked_add_months(chrono::Months::new(36)).unwrap_or(today);
-    let agreement = json!({
-        "plan_id": id,
-        "operator_org": "demo-org-operator",
-        "operator_name": "西安公共数据运营有限公司",
-        "scope": [{"resource_id": resource, "fields": ["line_no", "date", "passengers"]}],
-        "products": ["公交线网优化分析", "商圈客流报告"],
-        "revenue_sharing": "收益按政府30%、运营机构70%分配，按年度考核结果动态调整",
-        "term_start": today.to_string(),
-        "term_end": end.to_string(),
-    });
-    let url = format!("{authorization_url}/agreements");
-    let (status, body) = call(&http, reqwest::Method::POST, url, &author, Some(&agreement)).await?;
-    if status != 201 {
-        return Err(format!("the demo agreement: {status} {body}"));
-    }
-    let aid = body["id"].as_str().unwrap_or_default().to_string();
-    let finance = token(issuer, CITY, Role::Finance)?;
-    let opinion = json!({"opinion": "收益分配比例合理，同意"});
-    let steps = [("finance-opinion", &finance, &opinion), ("sign", &author, &why), ("activate", &author, &why)];
+    Err(format!("{url}: authorization did not learn the demo resource in time: {} {}", last.0, last.1))
+}
+
+/// POSTs each step in turn, each expected to answer 200.
+async fn steps(http: &reqwest::Client, base: &str, steps: &[(&str, &str, &Value)]) -> Result<(), String> {
     for (action, who, body) in steps {
-        let url = format!("{authorization_url}/agreements/{aid}/{action}");
-        let (status, answer) = call(&http, reqwest::Method::POST, url, who, Some(body)).await?;
+        let (status, answer) = call(http, reqwest::Method::POST, format!("{base}/{action}"), who, Some(*body)).await?;
         if status != 200 {
-            return Err(format!("the demo agreement, {action}: {status} {answer}"));
+            return Err(format!("{base}/{action}: {status} {answer}"));
         }
     }
-    Ok(true)
+    Ok(())
+}
+
+/// Creates the plan in `jurisdiction` and takes it through feasibility review to approval
+/// (filing with the upper level then due where the profile sets a deadline: SX-19, WF-11).
+pub async fn approved_plan(
+    http: &reqwest::Client,
+    authorization_url: &str,
+    issuer: &DevIssuer,
+    jurisdiction: &str,
+    plan: &Value,
+) -> Result<String, String> {
+    let author = token(issuer, jurisdiction, Role::ImplementingInstitution)?;
+    let admin = token(issuer, jurisdiction, Role::DataAdmin)?;
+    let (author, admin) = (author.as_str(), admin.as_str());
+    let id = create_when_known(http, format!("{authorization_url}/plans"), author, plan).await?;
+    let why = json!({"reason": "演示数据"});
+    let base = format!("{authorization_url}/plans/{id}");
+    steps(http, &base, &[("submit", author, &why), ("pass_feasibility", admin, &why), ("approve", admin, &why)])
+        .await?;
+    Ok(id)
+}
+
+/// What varies between the demo agreements; the rest is the same everywhere.
+pub struct AgreementDraft<'a> {
+    pub plan_id: Option<&'a str>,
+    pub operator_name: &'a str,
+    pub resource: &'a str,
+    pub fields: &'a [&'a str],
+    pub products: &'a [&'a str],
+    /// From today: within the profile's longest term, or exactly its fixed term (LZ-6).
+    pub term_months: u32,
+}
+
+/// An agreement with the demo operator in `jurisdiction`, revenue sharing with the finance
+/// department's opinion (WF-15), signed and active from today. Returns its id.
+pub async fn active_agreement(
+    http: &reqwest::Client,
+    authorization_url: &str,
+    issuer: &DevIssuer,
+    jurisdiction: &str,
+    draft: &AgreementDraft<'_>,
+) -> Result<String, String> {
+    let today = platform_calendar::today_in_china();
+    let body = json!({
+        "plan_id": draft.plan_id,
+        "operator_org": org(Role::Operator),
+        "operator_name": draft.operator_name,
+        "scope": [{"resource_id": draft.resource, "fields": draft.fields}],
+        "products": draft.products,
+        "revenue_sharing": "收益按政府30%、运营机构70%分配，按年度考核结果动态调整",
+        "term_start": today.to_string(),
+        "term_end": platform_calendar::add_months(today, draft.term_months).to_string(),
+    });
+    let author = token(issuer, jurisdiction, Role::ImplementingInstitution)?;
+    let id = create_when_known(http, format!("{authorization_url}/agreements"), &author, &body).await?;
+    let finance = token(issuer, jurisdiction, Role::Finance)?;
+    let opinion = json!({"opinion": "收益分配比例合理，同意"});
+    let why = json!({"reason": "演示数据"});
+    let base = format!("{authorization_url}/agreements/{id}");
+    let (author, finance) = (author.as_str(), finance.as_str());
+    steps(http, &base, &[("finance-opinion", finance, &opinion), ("sign", author, &why), ("activate", author, &why)])
+        .await?;
+    Ok(id)
 }
 
 /// The demo grant and dataset: the operator's staff member is registered and verified (NS-14),

@@ -5,11 +5,16 @@
 //!   `PLATFORM_KAFKA_BROKERS` names brokers), one database per service, every service, demo data,
 //!   and a token per role; URLs and tokens are printed and written to `<dir>/platform.env`.
 //!   Ctrl-C stops everything. `--check` stops as soon as all is up and the demo data loaded.
+//!   The development signing key is kept in `<dir>/signing-key.jwk` (mode 0600) across runs.
+//! - `platform token --jurisdiction CODE --role ROLE [--org ORG] [--sub SUB] [--dir .dev]`: a
+//!   token the running platform accepts (`make token`).
 //! - `platform pg-start --dir DIR --port PORT [--fast]` / `platform pg-stop --dir DIR`: the
 //!   private PostgreSQL alone (`make test` uses it).
 #![allow(clippy::print_stdout)]
 
 mod demo;
+mod jurisdictions;
+mod token;
 
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
@@ -27,7 +32,8 @@ fn main() {
         Some("pg-start") => pg(&args, true),
         Some("pg-stop") => pg(&args, false),
         Some("run") | None => run_platform(&args),
-        Some(other) => Err(format!("unknown command `{other}`; use run, pg-start or pg-stop")),
+        Some("token") => token::print(&args[1..]),
+        Some(other) => Err(format!("unknown command `{other}`; use run, token, pg-start or pg-stop")),
     };
     if let Err(e) = result {
         eprintln!("platform: {e}");
@@ -111,7 +117,8 @@ fn run_platform(args: &[String]) -> Result<(), String> {
 }
 
 async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -> Result<(), String> {
-    let issuer = platform_auth::issuer::DevIssuer::generate()?;
+    let issuer = token::run_issuer(dir)?;
+    let profiles = platform_policy::Profiles::built_in().map_err(|e| e.to_string())?;
     let jwks = dir.join("jwks.json");
     std::fs::write(&jwks, issuer.jwks_json()).map_err(|e| e.to_string())?;
     let log_format = std::env::var("PLATFORM__TELEMETRY__LOG_FORMAT").unwrap_or_else(|_| "pretty".into());
@@ -167,6 +174,7 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
     let seeded = demo::seed(&catalog_url, &issuer).await?;
     let plan_seeded = demo::seed_plan(&catalog_url, &authorization_url, &issuer).await?;
     let demo_grant = demo::seed_sandbox(&authorization_url, &sandbox_url, &issuer).await?;
+    let loaded = jurisdictions::seed(&catalog_url, &authorization_url, &issuer, &profiles).await?;
     let mut env = vec![
         ("CATALOG_URL".to_string(), catalog_url.clone()),
         ("AUTHORIZATION_URL".to_string(), authorization_url.clone()),
@@ -180,6 +188,7 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
     for (key, jurisdiction, role) in demo::users() {
         env.push((key, demo::token(&issuer, jurisdiction, role)?));
     }
+    env.extend(jurisdictions::env(&loaded, &profiles));
     let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     let env_file = dir.join("platform.env");
     std::fs::write(&env_file, &text).map_err(|e| e.to_string())?;
@@ -192,12 +201,16 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
     println!("  PostgreSQL   {admin_url}");
     println!("  Kafka        {brokers}");
     println!("  province {} (Shaanxi profile), city {} (Xi'an)", demo::PROVINCE, demo::CITY);
+    println!("  demo data under each profile: {}", loaded.iter().map(|l| l.code).collect::<Vec<_>>().join(", "));
     println!(
         "URLs and a token per role are in {} (source it: `set -a; . {}`).",
         env_file.display(),
         env_file.display()
     );
     println!("Try: curl -H \"Authorization: Bearer $TOKEN_OPERATOR\" \"$CATALOG_URL/resources?q=企业\"");
+    println!(
+        "     curl -H \"Authorization: Bearer $(make token JURISDICTION=440305 ROLE=operator)\" \"$AUTHORIZATION_URL/agreements/$AGREEMENT_440305\""
+    );
     if let Some(grant) = &demo_grant {
         println!(
             "     curl -H \"Authorization: Bearer $TOKEN_OPERATOR\" -H 'content-type: application/json' \"$SANDBOX_URL/workspaces/{grant}/queries\" \\\n       -d '{{\"sql\": \"SELECT line_no, sum(passengers) FROM xa_jt_0001 GROUP BY line_no ORDER BY 2 DESC LIMIT 5\"}}'"
@@ -205,6 +218,7 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
     }
 
     if check {
+        jurisdictions::check_printed_tokens(dir, &authorization_url, &catalog_url, &loaded).await?;
         for url in [&catalog_url, &authorization_url, &sandbox_url] {
             let ready = reqwest::get(format!("{url}/readyz")).await.map_err(|e| e.to_string())?;
             if !ready.status().is_success() {

@@ -42,6 +42,9 @@ done
 "$CARGO_TARGET_DIR/debug/platform" token --dir "$CARGO_TARGET_DIR/launcher-check" --jurisdiction 440305 --role operator \
   | grep -Eqx '[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+'
 
+# Every dashboard panel and alert rule against a Prometheus scraping the running platform (issue 20).
+bash scripts/check-dashboards.sh
+
 # The Helm chart, cluster prerequisites, dashboards and alert rules (rendered and validated
 # offline; see scripts/check_k8s.py).
 bash scripts/check-k8s.sh

@@ -12,6 +12,10 @@ PGDIR="$CARGO_TARGET_DIR/test-pg"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PGPORT="${PLATFORM_TEST_PG_PORT:-$(free_port)}"
 
+if [ ! -x "$CARGO_TARGET_DIR/debug/platform" ]; then
+  echo "make test: first build of the workspace into $CARGO_TARGET_DIR: about 25 minutes on 2 cores" \
+       "(later runs rebuild only what changed); the tests then take about 5 minutes."
+fi
 cargo build --workspace --all-targets --locked
 # A server left running by an interrupted run would hold the port: stop it before starting afresh.
 "$CARGO_TARGET_DIR/debug/platform" pg-stop --dir "$PGDIR" --port "$PGPORT" >/dev/null 2>&1 || true
@@ -29,6 +33,8 @@ else
 fi
 # Documentation tests are not run by nextest.
 cargo test --workspace --locked --doc
+# Every service's OpenAPI document (written by its tests) against the OpenAPI 3.1 specification.
+bash scripts/check-openapi.sh
 
 # `make run`'s launcher end to end: private PostgreSQL, broker process, services, demo data.
 rm -rf "$CARGO_TARGET_DIR/launcher-check"

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use platform_auth::{BearerAuth, Caller, Role};
-use platform_problems::{Json, Problem};
+use platform_problems::{Json, Problem, ResponseDescriptions};
 use serde::Deserialize;
 use utoipa::OpenApi as _;
 use uuid::Uuid;
@@ -530,8 +530,9 @@ async fn deregister_staff(caller: Caller, s: web::Data<State>, id: web::Path<Uui
         announce_selection, list_selections, get_selection, apply_to_selection, list_applications,
         evaluate_application, award_selection, raise_objection, decide_objection,
         register_staff, list_staff, verify_staff, deregister_staff),
-    components(schemas(Problem, ReasonBody, ChangeBody, OpinionBody, ReportBody)),
-    modifiers(&BearerAuth)
+    components(schemas(Problem, ReasonBody, ChangeBody, OpinionBody, ReportBody, PlanAction, AgreementAction,
+        grants::CaseAction)),
+    modifiers(&BearerAuth, &ResponseDescriptions)
 )]
 pub struct ApiDoc;
 

@@ -64,3 +64,11 @@ async fn a_parent_file_change_gives_inheriting_profiles_a_new_version_and_record
     assert_eq!(back.body["version"], 3);
     assert_eq!(back.body["values"], before.body["values"]);
 }
+
+/// Client generators and API fuzzers load every operation (first-contact issue, item 2).
+#[test]
+fn every_reference_in_the_openapi_document_resolves() {
+    use utoipa::OpenApi as _;
+    let doc = serde_json::to_value(authorization::api::ApiDoc::openapi()).unwrap();
+    platform_testkit::openapi::check("authorization", &doc);
+}

@@ -58,3 +58,11 @@ async fn readiness_fails_and_names_the_broker_when_it_is_unreachable() {
     assert_eq!(r.body["checks"]["database"], "ok");
     assert!(r.body["checks"]["kafka"]["error"].is_string());
 }
+
+/// Client generators and API fuzzers load every operation (first-contact issue, item 2).
+#[test]
+fn every_reference_in_the_openapi_document_resolves() {
+    use utoipa::OpenApi as _;
+    let doc = serde_json::to_value(catalog::api::ApiDoc::openapi()).unwrap();
+    platform_testkit::openapi::check("catalog", &doc);
+}

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl as _;
 use platform_auth::{BearerAuth, Caller, Role};
-use platform_problems::{Json, Problem};
+use platform_problems::{Json, Problem, ResponseDescriptions};
 use platform_runtime::paging::{Page, page_size};
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi as _;
@@ -308,8 +308,8 @@ async fn list_destructions(caller: Caller, s: web::Data<State>, p: web::Query<Pa
 #[openapi(
     info(title = "Sandbox gateway", description = "原始数据不出域、数据可用不可见: staged data, workspaces per grant, checked queries, audit."),
     paths(load, versions, list_workspaces, get_workspace, run_query, check_query, submit_job, job_status, list_audit, verify_audit, list_destructions),
-    components(schemas(Problem, QueryBody)),
-    modifiers(&BearerAuth)
+    components(schemas(Problem, QueryBody, Format)),
+    modifiers(&BearerAuth, &ResponseDescriptions)
 )]
 pub struct ApiDoc;
 

@@ -95,6 +95,10 @@ fn is_decimal(s: &str) -> bool {
 
 /// Checks one value against its field's data type; returns the value COPY gets.
 pub fn check_value(field: &Field, raw: &str) -> std::result::Result<Option<String>, String> {
+    if raw.contains('\0') {
+        // PostgreSQL text cannot hold U+0000: bad input, named here, not a store failure later.
+        return Err("contains a NUL character (U+0000), which no field can hold".into());
+    }
     let v = raw.trim();
     if v.is_empty() {
         return Ok(None);
@@ -126,6 +130,31 @@ pub fn check_value(field: &Field, raw: &str) -> std::result::Result<Option<Strin
     }
 }
 use chrono::Offset as _;
+
+/// The byte-order mark some producers put before the first record.
+const BOM: &str = "\u{feff}";
+
+/// A JSON value as the text `check_value` reads, refusing JSON types that do not fit the
+/// field's type: a number for a text field (an ID-card number sent as a number may already have
+/// lost digits above 2^53 in a producer that parses numbers as doubles), a string for an integer
+/// field, a boolean for anything but a boolean. Decimals may come as strings, which keep their
+/// precision.
+fn json_value(data_type: &str, v: serde_json::Value) -> std::result::Result<Option<String>, String> {
+    use serde_json::Value;
+    let numeric = matches!(data_type, "integer" | "decimal");
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) if numeric => Ok(Some(n.to_string())),
+        Value::Number(_) => Err(format!("a JSON number for a {data_type} field; send it as a string")),
+        Value::String(s) if data_type == "integer" => {
+            Err(format!("a JSON string (`{s}`) for an integer field; send it as a number"))
+        }
+        Value::String(s) => Ok(Some(s)),
+        Value::Bool(b) if data_type == "boolean" => Ok(Some(b.to_string())),
+        Value::Bool(_) => Err(format!("a JSON boolean for a {data_type} field")),
+        Value::Array(_) | Value::Object(_) => Err("holds an object or array".into()),
+    }
+}
 
 /// Splits a CSV byte stream into records as chunks arrive, quotes spanning chunks and lines.
 #[derive(Default)]
@@ -320,8 +349,12 @@ impl Loader<'_> {
     fn csv(&mut self, line: u64, record: std::result::Result<Vec<String>, String>, header_done: &mut bool) {
         match record {
             Err(reason) => self.reject(line, reason),
-            Ok(values) if !*header_done => {
+            Ok(mut values) if !*header_done => {
                 *header_done = true;
+                // Spreadsheet software writes "CSV UTF-8" with a byte-order mark before the header.
+                if let Some(first) = values.first_mut().and_then(|v| v.strip_prefix(BOM).map(str::to_string)) {
+                    values[0] = first;
+                }
                 self.header(line, values);
             }
             Ok(values) if values.len() != self.columns.len() => {
@@ -332,6 +365,7 @@ impl Loader<'_> {
     }
 
     fn json_line(&mut self, line: u64, bytes: &[u8]) {
+        let bytes = if line == 1 { bytes.strip_prefix(BOM.as_bytes()).unwrap_or(bytes) } else { bytes };
         let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(bytes) {
             Ok(o) => o,
             Err(e) => return self.reject(line, format!("not a JSON object: {e}")),
@@ -341,12 +375,9 @@ impl Loader<'_> {
             let Some(i) = self.fields.iter().position(|f| f.name == k) else {
                 return self.reject(line, format!("`{k}` is not a field of the resource"));
             };
-            values[i] = match v {
-                serde_json::Value::Null => None,
-                serde_json::Value::String(s) => Some(s),
-                serde_json::Value::Bool(b) => Some(b.to_string()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => return self.reject(line, format!("field `{k}` holds an object or array")),
+            values[i] = match json_value(&self.fields[i].data_type, v) {
+                Ok(v) => v,
+                Err(reason) => return self.reject(line, format!("field `{k}`: {reason}")),
             };
         }
         self.row(line, values);

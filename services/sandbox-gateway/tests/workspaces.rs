@@ -66,6 +66,43 @@ async fn a_load_is_all_or_nothing_and_lists_rejected_lines_zjk_20() {
     assert_eq!(versions.body.as_array().unwrap().len(), 2);
 }
 
+/// What real data source units send (first-contact issue, item 3): a byte-order mark before the
+/// header, a NUL byte inside a field, JSON numbers for text fields. Each is either read as meant
+/// or refused as bad input naming the line and field (ZJK-20), never a 5xx.
+#[tokio::test]
+async fn uploads_as_source_units_send_them_zjk_20() {
+    let p = start().await;
+    let id = p.resource("XA-MZ-0001", "conditional", person_fields()).await;
+
+    let with_bom = format!("\u{feff}{}", people_csv(20, 2));
+    let r = p.load(&id, "csv", with_bom).await;
+    assert_eq!(r.status, 201, "a leading BOM is not part of the first column: {}", r.body);
+    assert_eq!(r.body["dataset"]["row_count"], 20);
+
+    let nul = "district,age,income,id_card,phone,name\n区1,30,1.5,a,b,c\n区2,31,2,a\u{0}b,b,c\n";
+    let r = p.load(&id, "csv", nul).await;
+    assert_eq!(r.status, 422, "a NUL byte is bad input, not an unavailable store: {}", r.body);
+    assert_eq!(r.body["errors"][0]["line"], 3);
+    let reason = r.body["errors"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("id_card") && reason.contains("NUL"), "{reason}");
+
+    let jsonl = "\u{feff}{\"district\":\"区9\",\"age\":33,\"income\":\"1.25\",\"id_card\":\"610101199001010011\",\"phone\":\"13900000000\",\"name\":\"李四\"}\n";
+    let r = p.load(&id, "jsonl", jsonl).await;
+    assert_eq!(r.status, 201, "a BOM before JSON lines, a decimal as a string: {}", r.body);
+
+    let numbers = "{\"district\":\"区9\",\"age\":33,\"id_card\":110101199001011234}\n{\"district\":\"区9\",\"age\":\"33\"}\n{\"district\":true}\n";
+    let r = p.load(&id, "jsonl", numbers).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let errors = r.body["errors"].as_array().unwrap();
+    let at = |i: usize| (errors[i]["line"].as_u64().unwrap(), errors[i]["reason"].as_str().unwrap().to_string());
+    assert_eq!(errors.len(), 3, "{}", r.body);
+    assert!(at(0).0 == 1 && at(0).1.contains("id_card") && at(0).1.contains("number"), "{:?}", at(0));
+    assert!(at(1).0 == 2 && at(1).1.contains("age") && at(1).1.contains("string"), "{:?}", at(1));
+    assert!(at(2).0 == 3 && at(2).1.contains("district"), "{:?}", at(2));
+    let versions = p.count(&format!("SELECT count(*) AS n FROM datasets WHERE resource_id = '{id}'")).await;
+    assert_eq!(versions, 2, "only the two accepted loads are stored");
+}
+
 #[tokio::test]
 async fn a_grant_opens_a_masked_workspace_and_aggregates_run_zjk_19() {
     let p = start().await;
@@ -459,4 +496,12 @@ async fn one_trace_follows_a_query_through_http_the_database_and_kafka() {
         query.span_context.trace_id(),
         "the audit and usage events continue the trace"
     );
+}
+
+/// Client generators and API fuzzers load every operation (first-contact issue, item 2).
+#[test]
+fn every_reference_in_the_openapi_document_resolves() {
+    use utoipa::OpenApi as _;
+    let doc = serde_json::to_value(sandbox_gateway::api::ApiDoc::openapi()).unwrap();
+    platform_testkit::openapi::check("sandbox-gateway", &doc);
 }

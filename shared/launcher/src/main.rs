@@ -134,12 +134,17 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
         std::env::var(var).ok().unwrap_or_else(|| if check { "0".into() } else { default.to_string() })
     };
     let settings_for = |service: &str, defaults: String, port: String| {
-        let overrides = vec![
+        let mut overrides = vec![
             ("database.url".to_string(), platform_store::with_database(admin_url, &database_of(service))),
             ("kafka.brokers".to_string(), brokers.to_string()),
             ("auth.jwks_file".to_string(), jwks.display().to_string()),
             ("http.bind".to_string(), format!("127.0.0.1:{port}")),
         ];
+        if std::env::var("PLATFORM_KAFKA_BROKERS").is_err() {
+            // The embedded broker keeps nothing on disk: relays keep an hour of published events
+            // and publish them again to the broker of the next start (docs/reliability.md).
+            overrides.push(("kafka.keep_published_s".to_string(), EMBEDDED_BROKER_KEEP_S.to_string()));
+        }
         platform_settings::load::<platform_settings::CommonSettings>(
             &defaults,
             &Sources { overrides, ..Sources::default() },
@@ -235,6 +240,9 @@ async fn run_services(dir: &Path, admin_url: &str, brokers: &str, check: bool) -
     catalog.stop().await;
     Ok(())
 }
+
+/// How long relays keep published events when the platform runs on the embedded broker.
+const EMBEDDED_BROKER_KEEP_S: u64 = 3600;
 
 /// A service's database name: its name with `-` as `_` (`sandbox-gateway` → `sandbox_gateway`).
 fn database_of(service: &str) -> String {

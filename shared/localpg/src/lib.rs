@@ -3,13 +3,23 @@
 //!
 //! PostgreSQL refuses to run as root; when we are root (sessions and CI are), the server runs as
 //! the `postgres` system user on a directory it owns. For a non-root user it runs as that user.
+//!
+//! The `postgres` user must traverse every parent of the cluster's directory. A checkout under a
+//! directory of mode 0700 (`/root`, what `mktemp -d` makes) is out of its reach; the cluster
+//! then lives in `/var/tmp/platform-localpg/<hash of the requested path>`, and the requested
+//! directory holds a `LOCATION` file naming it. Removing the requested directory (`make clean`,
+//! `rm -rf target/test-pg`) still means "start afresh": a relocated cluster whose `LOCATION`
+//! file is gone is stopped and removed before the next start.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[derive(Debug, Clone)]
 pub struct LocalPostgres {
+    /// Where the cluster lives (the requested directory, or its relocation for `postgres`).
     pub dir: PathBuf,
+    /// The directory the caller asked for.
+    pub requested: PathBuf,
     pub port: u16,
     bin: PathBuf,
     as_postgres: bool,
@@ -35,6 +45,30 @@ pub fn find_bin() -> Result<PathBuf, String> {
     versions.pop().map(|(_, b)| b).ok_or_else(|| "no initdb under /usr/lib/postgresql/*/bin".into())
 }
 
+/// Whether the `postgres` user can traverse to `dir` (or, before it exists, to its nearest
+/// existing parent, since a directory root creates there is world-traversable).
+fn postgres_reaches(dir: &Path) -> bool {
+    let Some(existing) = dir.ancestors().find(|p| p.exists()) else { return false };
+    Command::new("runuser")
+        .args(["-u", "postgres", "--", "test", "-x"])
+        .arg(existing)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Where a cluster the `postgres` user cannot reach lives instead: one directory per requested
+/// path, so two checkouts never share a cluster.
+fn relocation(dir: &Path) -> PathBuf {
+    // FNV-1a: stable across runs and toolchains (the std hasher promises neither).
+    let hash = dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    PathBuf::from("/var/tmp/platform-localpg").join(format!("{hash:016x}"))
+}
+
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
@@ -46,7 +80,31 @@ impl LocalPostgres {
         } else {
             std::env::current_dir().map_err(|e| e.to_string())?.join(dir)
         };
-        Ok(LocalPostgres { dir, port, bin: find_bin()?, as_postgres: is_root() })
+        let as_postgres = is_root();
+        let requested = dir.clone();
+        let dir = if as_postgres && !postgres_reaches(&dir) { relocation(&dir) } else { dir };
+        Ok(LocalPostgres { dir, requested, port, bin: find_bin()?, as_postgres })
+    }
+
+    /// Whether the cluster lives outside the requested directory (see the module documentation).
+    pub fn relocated(&self) -> bool {
+        self.dir != self.requested
+    }
+
+    /// For a relocated cluster: the requested directory with its `LOCATION` file, after removing
+    /// a cluster left there by a requested directory that was deleted since.
+    fn claim_relocation(&self) -> Result<(), String> {
+        let marker = self.requested.join("LOCATION");
+        if !marker.exists() && self.dir.exists() {
+            let _ = self.stop();
+            std::fs::remove_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        }
+        std::fs::create_dir_all(&self.requested).map_err(|e| format!("{}: {e}", self.requested.display()))?;
+        let note = format!(
+            "{}\n(the postgres user cannot reach this directory, so the cluster lives there; delete this directory to start afresh)\n",
+            self.dir.display()
+        );
+        std::fs::write(&marker, note).map_err(|e| format!("{}: {e}", marker.display()))
     }
 
     /// The superuser URL of the cluster's `postgres` database.
@@ -79,6 +137,9 @@ impl LocalPostgres {
     /// fsync (tests: the data is disposable).
     pub fn start(&self, fast: bool) -> Result<(), String> {
         let data = self.data();
+        if self.relocated() {
+            self.claim_relocation()?;
+        }
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         if self.as_postgres {
             self.run(

@@ -1,6 +1,7 @@
 //! Publishes the outbox to Kafka.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
@@ -8,12 +9,13 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection as _};
 use platform_settings::KafkaSettings;
 use platform_store::Pool;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use tokio::sync::{Mutex, Notify, watch};
 use tracing::Instrument as _;
 
 use crate::metrics::MessagingMetrics;
-use crate::schema::outbox;
+use crate::schema::{outbox, outbox_published, relay_cluster};
+use diesel::sql_types::{Array, BigInt, Integer, Text};
 
 /// Advisory-lock key: one relay per database publishes at a time ("outbox" in ASCII). The relay
 /// that holds it (a session lock on its own connection) is the database's relay until that
@@ -64,7 +66,16 @@ pub struct Relay {
     linger: Duration,
     /// The relay's own connection (taken out of the pool), once made.
     conn: Mutex<Option<Leader>>,
+    /// How long published events are kept for a broker that loses them (`kafka.keep_published_s`;
+    /// zero deletes them once acknowledged).
+    keep: Duration,
+    /// Set when the relay starts leading and every [`CLUSTER_CHECK`]: compare the brokers with
+    /// what they acknowledged before the next batch.
+    check_cluster: AtomicBool,
 }
+
+/// How often a relay that keeps published events checks that the brokers still hold them.
+const CLUSTER_CHECK: Duration = Duration::from_secs(10);
 
 /// The relay's connection and whether it holds the relay lock on it.
 struct Leader {
@@ -90,6 +101,8 @@ impl Relay {
             poll: Duration::from_millis(250),
             linger: Duration::from_millis(3),
             conn: Mutex::new(None),
+            keep: Duration::from_secs(kafka.keep_published_s),
+            check_cluster: AtomicBool::new(true),
         })
     }
 
@@ -100,6 +113,7 @@ impl Relay {
     /// Runs until `stop` turns true: publishes whenever woken, and every poll period.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut last_stats = Instant::now() - Duration::from_secs(60);
+        let mut last_check = Instant::now();
         loop {
             match self.drain().await {
                 Ok(_) => {}
@@ -110,6 +124,13 @@ impl Relay {
             }
             if last_stats.elapsed() >= Duration::from_secs(1) {
                 let _ = self.update_backlog().await;
+                if !self.keep.is_zero() {
+                    let _ = self.purge_kept().await;
+                    if last_check.elapsed() >= CLUSTER_CHECK {
+                        self.check_cluster.store(true, Ordering::Relaxed);
+                        last_check = Instant::now();
+                    }
+                }
                 last_stats = Instant::now();
             }
             tokio::select! {
@@ -175,6 +196,14 @@ impl Relay {
             if !leader.leads {
                 return Ok(0);
             }
+            self.check_cluster.store(true, Ordering::Relaxed);
+        }
+        if !self.keep.is_zero() && self.check_cluster.swap(false, Ordering::Relaxed) {
+            // Before anything new: what the broker lost goes out first, in its order.
+            if let Err(e) = self.republish_if_lost(c).await {
+                self.check_cluster.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
         }
         let rows: Vec<Row> = outbox::table
             .order(outbox::id)
@@ -193,16 +222,132 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        let sends = rows.iter().map(|row| publish(&self.producer, &self.metrics, row));
-        let results = futures::future::join_all(sends).await;
-        if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
-            return Err(e);
-        }
+        let acked = self.publish_all(&rows).await?;
         if mark_sent {
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            platform_store::Cached(diesel::delete(outbox::table.filter(outbox::id.eq_any(ids)))).execute(c).await?;
+            if self.keep.is_zero() {
+                platform_store::Cached(diesel::delete(outbox::table.filter(outbox::id.eq_any(ids)))).execute(c).await?;
+            } else {
+                let (partitions, offsets): (Vec<i32>, Vec<i64>) = acked.into_iter().unzip();
+                platform_store::Cached(
+                    diesel::sql_query(KEEP_PUBLISHED)
+                        .bind::<Array<BigInt>, _>(ids)
+                        .bind::<Array<Integer>, _>(partitions)
+                        .bind::<Array<BigInt>, _>(offsets),
+                )
+                .execute(c)
+                .await?;
+            }
         }
         Ok(rows.len())
+    }
+
+    /// Sends every row and waits for every acknowledgement: where each landed, in row order.
+    async fn publish_all(&self, rows: &[Row]) -> Result<Vec<(i32, i64)>, RelayError> {
+        let sends = rows.iter().map(|row| publish(&self.producer, &self.metrics, row));
+        futures::future::join_all(sends).await.into_iter().collect()
+    }
+
+    /// The cluster the producer is connected to, as the brokers name it.
+    async fn cluster_id(&self) -> Result<String, RelayError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.client().fetch_cluster_id(Duration::from_secs(5)))
+            .await
+            .map_err(|e| RelayError::Kafka(e.to_string()))?
+            .ok_or_else(|| RelayError::Kafka("the brokers did not name their cluster".into()))
+    }
+
+    /// Whether the brokers hold everything acknowledged to this database's relay: the same
+    /// cluster as last time, and every partition's high watermark past the last kept offset.
+    async fn broker_lost_events(&self, c: &mut AsyncPgConnection, cluster: &str) -> Result<bool, RelayError> {
+        let known: Option<String> = relay_cluster::table.select(relay_cluster::cluster_id).first(c).await.optional()?;
+        let Some(known) = known else { return Ok(false) };
+        if known != cluster {
+            tracing::warn!(known = %known, now = %cluster, "the Kafka cluster changed; republishing kept events");
+            return Ok(true);
+        }
+        let last: Vec<(String, i32, Option<i64>)> = outbox_published::table
+            .group_by((outbox_published::topic, outbox_published::kafka_partition))
+            .select((
+                outbox_published::topic,
+                outbox_published::kafka_partition,
+                diesel::dsl::max(outbox_published::kafka_offset),
+            ))
+            .load(c)
+            .await?;
+        let producer = self.producer.clone();
+        let short = tokio::task::spawn_blocking(move || {
+            last.into_iter().find_map(|(topic, partition, offset)| {
+                let (_, high) = producer.client().fetch_watermarks(&topic, partition, Duration::from_secs(5)).ok()?;
+                (high <= offset.unwrap_or(-1)).then_some((topic, partition, high))
+            })
+        })
+        .await
+        .map_err(|e| RelayError::Kafka(e.to_string()))?;
+        if let Some((topic, partition, high)) = &short {
+            tracing::warn!(topic, partition, high, "a partition lacks acknowledged events; republishing kept events");
+        }
+        Ok(short.is_some())
+    }
+
+    /// Publishes the kept events again, oldest first, if the brokers lost any; then records the
+    /// cluster. The inboxes absorb what the brokers did still hold.
+    async fn republish_if_lost(&self, c: &mut AsyncPgConnection) -> Result<usize, RelayError> {
+        let cluster = self.cluster_id().await?;
+        let mut total = 0;
+        if self.broker_lost_events(c, &cluster).await? {
+            let mut after = 0_i64;
+            loop {
+                let rows: Vec<Row> = outbox_published::table
+                    .filter(outbox_published::id.gt(after))
+                    .order(outbox_published::id)
+                    .limit(self.batch)
+                    .select((
+                        outbox_published::id,
+                        outbox_published::event_id,
+                        outbox_published::topic,
+                        outbox_published::message_key,
+                        outbox_published::event_type,
+                        outbox_published::payload,
+                        outbox_published::trace_headers,
+                    ))
+                    .load(c)
+                    .await?;
+                let Some(last) = rows.last() else { break };
+                after = last.id;
+                let acked = self.publish_all(&rows).await?;
+                let (partitions, offsets): (Vec<i32>, Vec<i64>) = acked.into_iter().unzip();
+                diesel::sql_query(
+                    "UPDATE outbox_published p SET kafka_partition = a.part, kafka_offset = a.off \
+                     FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS a(id, part, off) WHERE p.id = a.id",
+                )
+                .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+                .bind::<Array<Integer>, _>(partitions)
+                .bind::<Array<BigInt>, _>(offsets)
+                .execute(c)
+                .await?;
+                total += rows.len();
+            }
+            tracing::warn!(events = total, "republished the kept events the brokers had lost");
+        }
+        diesel::sql_query(
+            "INSERT INTO relay_cluster (cluster_id) VALUES ($1) \
+             ON CONFLICT (singleton) DO UPDATE SET cluster_id = excluded.cluster_id, seen_at = now()",
+        )
+        .bind::<Text, _>(cluster)
+        .execute(c)
+        .await?;
+        Ok(total)
+    }
+
+    /// Forgets kept events older than the window.
+    async fn purge_kept(&self) -> Result<(), RelayError> {
+        let mut conn = platform_store::conn(&self.pool).await?;
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(self.keep).unwrap_or(chrono::Duration::MAX);
+        diesel::delete(outbox_published::table.filter(outbox_published::published_at.lt(cutoff)))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 
     async fn update_backlog(&self) -> Result<(), RelayError> {
@@ -218,12 +363,20 @@ impl Relay {
     }
 }
 
+/// Moves published rows to `outbox_published` with where the broker put each (one statement).
+const KEEP_PUBLISHED: &str = "WITH sent AS (DELETE FROM outbox WHERE id = ANY($1) RETURNING *) \
+     INSERT INTO outbox_published (id, event_id, topic, message_key, event_type, payload, trace_headers, created_at, \
+     kafka_partition, kafka_offset) \
+     SELECT s.id, s.event_id, s.topic, s.message_key, s.event_type, s.payload, s.trace_headers, s.created_at, a.part, a.off \
+     FROM sent s JOIN unnest($1::bigint[], $2::int[], $3::bigint[]) AS a(id, part, off) ON a.id = s.id";
+
 diesel::define_sql_function! {
     fn pg_try_advisory_lock(key: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
 }
 
-/// Publishes one row in a span that continues the trace of the request that wrote it.
-async fn publish(producer: &FutureProducer, metrics: &MessagingMetrics, row: &Row) -> Result<(), RelayError> {
+/// Publishes one row in a span that continues the trace of the request that wrote it; returns
+/// the partition and offset the broker acknowledged.
+async fn publish(producer: &FutureProducer, metrics: &MessagingMetrics, row: &Row) -> Result<(i32, i64), RelayError> {
     let span = tracing::info_span!(
         "outbox.publish",
         otel.kind = "producer",
@@ -242,9 +395,9 @@ async fn publish(producer: &FutureProducer, metrics: &MessagingMetrics, row: &Ro
         let headers = crate::trace::add_headers(headers, &trace_headers);
         let record = FutureRecord::to(&row.topic).key(&row.message_key).payload(&row.payload).headers(headers);
         match producer.send(record, Duration::from_secs(5)).await {
-            Ok(_) => {
+            Ok(delivery) => {
                 metrics.outbox_published.with_label_values(&[&row.topic]).inc();
-                Ok(())
+                Ok((delivery.partition, delivery.offset))
             }
             Err((e, _)) => {
                 metrics.outbox_publish_failures.with_label_values(&[&row.topic]).inc();

@@ -186,6 +186,13 @@ pub struct KafkaSettings {
     /// relay gives up on the batch and retries it.
     #[serde(default = "default_message_timeout")]
     pub message_timeout_ms: u32,
+    /// Seconds the relay keeps each published event after the broker acknowledged it, to publish
+    /// it again if the broker turns out to have lost it (another cluster id, or partitions whose
+    /// high watermark is below what was acknowledged). 0, the default, deletes published events
+    /// at once: Kafka keeps what it acknowledged. The local platform's embedded broker keeps
+    /// nothing on disk, so `make run` sets it (docs/reliability.md).
+    #[serde(default)]
+    pub keep_published_s: u64,
     /// Prepended to every topic name (e.g. `staging.`); empty in production. Tests use it so
     /// that each test has topics of its own.
     #[serde(default)]

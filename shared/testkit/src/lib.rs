@@ -11,6 +11,8 @@
 //! Only tests import it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod openapi;
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

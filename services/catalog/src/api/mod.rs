@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use platform_auth::{BearerAuth, Caller, Role};
-use platform_problems::{Json, Problem};
+use platform_problems::{Json, Problem, ResponseDescriptions};
 use serde::Deserialize;
 use utoipa::OpenApi as _;
 use uuid::Uuid;
@@ -281,8 +281,8 @@ async fn objection_step(
         reject_resource, withdraw_resource, resource_versions, propose_revision, publish_revision, reject_revision,
         register_resource, list_registrations, get_registration, file_objection, list_objections, get_objection,
         objection_step),
-    components(schemas(Problem, ReasonBody, RevisionBody, ObjectionBody)),
-    modifiers(&BearerAuth)
+    components(schemas(Problem, ReasonBody, RevisionBody, ObjectionBody, ObjectionAction)),
+    modifiers(&BearerAuth, &ResponseDescriptions)
 )]
 pub struct ApiDoc;
 

@@ -1,0 +1,2 @@
+DROP TABLE relay_cluster;
+DROP TABLE outbox_published;

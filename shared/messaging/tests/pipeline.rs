@@ -212,8 +212,8 @@ async fn a_message_that_cannot_be_handled_is_dead_lettered_and_the_partition_kee
     assert!(errors.iter().any(|e| e.contains("poison")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("undecodable")), "{errors:?}");
 
-    // What the dashboards and alerts read of a consumer is exported, lag included (librdkafka
-    // reports it every 5 s).
+    // What the dashboards and alerts read of a consumer is exported, lag included (measured for
+    // every assigned partition every 5 s: tests/lag.rs).
     let used = include_str!("../../../charts/platform/metrics-used.txt");
     let text = kit::eventually("consumer lag reported", Duration::from_secs(20), || async {
         let text = s.registry.render();

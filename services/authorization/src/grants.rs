@@ -10,6 +10,7 @@ use chrono::Utc;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use platform_auth::{Caller, Role};
 use platform_events::authorization::GrantChange;
+use platform_policy::PLATFORM_DEFAULT;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -42,7 +43,8 @@ pub struct RequestInput {
     pub scenario: String,
     pub scope: Vec<RequestedScope>,
     pub development_plan: String,
-    /// The grant ends no later than this, nor than the agreement.
+    /// The grant's last day in force (inclusive), no later than the agreement's (or the
+    /// sub-authorization's) `term_end`; it expires the day after.
     pub valid_until: chrono::NaiveDate,
 }
 
@@ -100,6 +102,7 @@ pub async fn request(s: &State, caller: &Caller, input: RequestInput) -> Result<
     let conn: &mut AsyncPgConnection = &mut pooled;
     conn.transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
         let a = AgreementRow::find(c, input.agreement_id, false).await?;
+        let profile = ProfileRow::find(c, &a.jurisdiction, a.profile_version).await?.profile()?;
         // The scope and term the requester holds: the agreement's for the primary operator, the
         // sub-authorization's for a partner (ZJK-17).
         let (held, until, until_rule) = match input.sub_authorization_id {
@@ -118,7 +121,17 @@ pub async fn request(s: &State, caller: &Caller, input: RequestInput) -> Result<
                 }
                 (sub.scope.clone(), sub.term_end, "ZJK-17")
             }
-            None if a.operator_org == caller.org() => (a.scope.clone(), a.term_end, "SX-22"),
+            None if a.operator_org == caller.org() => {
+                if let Some(rule) = crate::domain::agreement::primary_may_not_develop(&profile) {
+                    return Err(refused(
+                        "primary-operator-does-not-develop",
+                        "sub_authorization_id",
+                        "the primary operator does not develop products itself: a partner asks under its sub-authorization",
+                        &rule,
+                    ));
+                }
+                (a.scope.clone(), a.term_end, "SX-22")
+            }
             None => return Err(Error::AgreementNotFound(input.agreement_id)),
         };
         if a.state != "active" {
@@ -181,8 +194,6 @@ pub async fn request(s: &State, caller: &Caller, input: RequestInput) -> Result<
                 }
             }
         }
-        let profile_row = ProfileRow::find(c, &a.jurisdiction, a.profile_version).await?;
-        let profile = profile_row.profile()?;
         let joint = conditional && profile.values.joint_review_for_conditional.as_ref().is_some_and(|j| j.value);
         let now = Utc::now();
         let row = RequestRow {
@@ -260,6 +271,11 @@ async fn grant_if_complete(c: &mut AsyncPgConnection, prefix: &str, r: &mut Requ
     let requested: Vec<RequestedScope> = serde_json::from_value(r.scope.clone()).unwrap_or_default();
     let scope: Vec<ScopeItem> =
         requested.into_iter().map(|x| ScopeItem { resource_id: x.resource_id, fields: x.fields }).collect();
+    // No new access while the operator is under rectification with access closed (ZJK-34; SX-23
+    // where the decision closed it): the grant is made suspended by that case, and passing the
+    // case reinstates it with the others.
+    let cases = CaseRow::undecided_of_operator(c, &a.jurisdiction, &a.operator_org).await?;
+    let closed_by = access_closed_by(&cases);
     let now = Utc::now();
     let mut g = GrantRow {
         id: Uuid::now_v7(),
@@ -273,8 +289,8 @@ async fn grant_if_complete(c: &mut AsyncPgConnection, prefix: &str, r: &mut Requ
         min_group_size: min_group as i32,
         valid_from: platform_calendar::today_in_china(),
         valid_until: r.valid_until.min(a.term_end),
-        state: "active".into(),
-        suspended_by_case: None,
+        state: if closed_by.is_some() { "suspended" } else { "active" }.into(),
+        suspended_by_case: closed_by.map(|k| k.id),
         profile_version: a.profile_version,
         log_retention_months: retention as i32,
         logs_retained_until: None,
@@ -285,11 +301,27 @@ async fn grant_if_complete(c: &mut AsyncPgConnection, prefix: &str, r: &mut Requ
         destruction: None,
     };
     g.insert(c).await?;
-    events::grant_changed(c, prefix, &mut g, GrantChange::Granted, actor, "data request approved", "WF-18").await?;
+    match closed_by {
+        Some(k) => {
+            let (reason, rule) =
+                ("data request approved; access closed during rectification", k.access_rule.as_deref());
+            events::grant_changed(c, prefix, &mut g, GrantChange::Granted, actor, reason, rule.unwrap_or("")).await?
+        }
+        None => {
+            events::grant_changed(c, prefix, &mut g, GrantChange::Granted, actor, "data request approved", "WF-18")
+                .await?
+        }
+    }
     g.save(c).await?;
     r.state = "approved".into();
     r.grant_id = Some(g.id);
     r.save(c).await
+}
+
+/// The case in rectification that closed the operator's access, if any (ZJK-34: closed while it
+/// rectifies; SX-23: where the department decided to close it). Its rule is the case's.
+fn access_closed_by(cases: &[CaseRow]) -> Option<&CaseRow> {
+    cases.iter().find(|k| k.state == "rectification" && k.access_rule.is_some())
 }
 
 /// The implementing institution or the data source unit decides (WF-18).
@@ -573,7 +605,8 @@ pub async fn case_step(
                     let rule = profile.values.access_during_rectification.as_ref();
                     let must_close = rule.is_some_and(|r| r.value == "closed");
                     if must_close || input.close_access {
-                        let rule_id = rule.map(|r| r.rule.clone()).unwrap_or_else(|| "SX-23".into());
+                        // The profile's rule: ZJK-34, SX-23, or the platform default elsewhere.
+                        let rule_id = rule.map(|r| r.rule.clone()).unwrap_or_else(|| PLATFORM_DEFAULT.into());
                         let grants =
                             GrantRow::of_operator_for_update(c, &case.jurisdiction, &case.operator_org, &["active"])
                                 .await?;
@@ -599,13 +632,14 @@ pub async fn case_step(
                 }
                 CaseAction::Pass => {
                     let grants = GrantRow::suspended_by(c, case.id).await?;
+                    let rule_id = case.access_rule.clone().unwrap_or_default();
                     let m = GrantMove {
                         to: "active",
                         change: GrantChange::Reinstated,
                         case: None,
                         actor: caller.subject(),
                         reason: &reason,
-                        rule: "SX-23",
+                        rule: &rule_id,
                     };
                     let n = change_grants(c, &prefix, grants, &m).await?;
                     note(&mut case, caller.subject(), &format!("rectification passed: {n} grant(s) reinstated"));

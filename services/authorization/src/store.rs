@@ -889,6 +889,24 @@ impl CaseRow {
         let row = if lock { q.for_update().first(conn).await } else { q.first(conn).await };
         row.optional()?.ok_or(Error::CaseNotFound(id))
     }
+    /// The cases against `operator_org` in `jurisdiction` not yet decided (open or in
+    /// rectification), locked for share so that a rectification being ordered is seen once it
+    /// commits and a grant being made is seen by the rectification that follows it.
+    pub async fn undecided_of_operator(
+        conn: &mut AsyncPgConnection,
+        jurisdiction: &str,
+        operator_org: &str,
+    ) -> Result<Vec<CaseRow>> {
+        Ok(supervision_cases::table
+            .filter(supervision_cases::jurisdiction.eq(jurisdiction.to_string()))
+            .filter(supervision_cases::operator_org.eq(operator_org.to_string()))
+            .filter(supervision_cases::state.eq_any(["open", "rectification"]))
+            .order(supervision_cases::id.asc())
+            .select(CaseRow::as_select())
+            .for_share()
+            .load(conn)
+            .await?)
+    }
     /// The cases of `jurisdiction` in id order after `after`.
     pub async fn list(
         conn: &mut AsyncPgConnection,

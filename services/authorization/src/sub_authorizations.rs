@@ -55,6 +55,7 @@ pub struct SubAuthorization {
     #[schema(value_type = Object)]
     pub scope: serde_json::Value,
     pub term_start: NaiveDate,
+    /// The last day in force (inclusive); it ends the day after (ZJK-17: at most 3 years).
     pub term_end: NaiveDate,
     /// `pending_report` until reported (ZJK-17), then `effective`; `ended` with its term or its
     /// agreement.
@@ -80,6 +81,7 @@ pub struct SubAuthorizationInput {
     pub scenario: String,
     pub scope: Vec<ScopeItem>,
     pub term_start: NaiveDate,
+    /// The last day in force (inclusive); it ends the day after (ZJK-17: at most 3 years).
     pub term_end: NaiveDate,
 }
 
@@ -172,7 +174,8 @@ async fn create_in(
             ));
         }
     }
-    // Within the primary's term, and the secondary maximum (ZJK-17: 3 years).
+    // Within the primary's term, and the secondary maximum (ZJK-17: 3 years, its last day
+    // term_start + 3 years − 1 day).
     if input.term_end <= input.term_start || input.term_start < a.term_start || input.term_end > a.term_end {
         return Err(refused(
             "term-not-allowed",
@@ -181,17 +184,8 @@ async fn create_in(
             "ZJK-17",
         ));
     }
-    if let Some(max) = profile.values.secondary_max_term_months.as_ref() {
-        let limit = platform_calendar::add_months(input.term_start, max.value);
-        if input.term_end > limit {
-            return Err(refused(
-                "term-not-allowed",
-                Some("term_end"),
-                format!("a secondary authorization lasts at most {} months: it must end by {limit}", max.value),
-                max.rule.clone(),
-            ));
-        }
-    }
+    crate::domain::agreement::check_secondary_term(input.term_start, input.term_end, &profile)
+        .map_err(|t| refused("term-not-allowed", Some("term_end"), t.reason, t.rule))?;
     let must_report = policy.as_ref().is_some_and(|p| p.value == "after_filing");
     let mut row = SubAuthorization {
         id: Uuid::now_v7(),

@@ -22,12 +22,18 @@ pub struct JurisdictionProfile {
     /// The version of the jurisdiction's own profile file; `version` also moves when only a
     /// parent's file changed.
     pub file_version: i32,
+    /// Each value as `{value, rule}`; a platform default also says where it comes from
+    /// (`source`), and `rule` is `platform default` where no seed rule applies it at all.
     #[schema(value_type = Object)]
     pub values: serde_json::Value,
+    /// The keys of `values` that no seed of this jurisdiction (or of a parent it inherits from)
+    /// sets: the platform's defaults, for an official to confirm.
+    pub platform_defaults: Vec<String>,
 }
 
 impl JurisdictionProfile {
     pub fn from_row(r: ProfileRow) -> Result<JurisdictionProfile> {
+        let platform_defaults = r.profile()?.platform_defaults();
         let values = r.profile.get("values").cloned().unwrap_or_default();
         Ok(JurisdictionProfile {
             jurisdiction: r.jurisdiction,
@@ -37,6 +43,7 @@ impl JurisdictionProfile {
             version: r.version,
             file_version: r.file_version,
             values,
+            platform_defaults,
         })
     }
 }
@@ -155,6 +162,8 @@ pub struct AgreementInput {
     #[serde(default)]
     pub revenue_sharing: Option<String>,
     pub term_start: NaiveDate,
+    /// The last day in force (自…起至…止, inclusive): a term of N years from `term_start` ends on
+    /// `term_start` + N years − 1 day; the agreement expires the day after.
     pub term_end: NaiveDate,
 }
 
@@ -188,6 +197,8 @@ pub struct Agreement {
     #[schema(value_type = Object)]
     pub finance_opinion: Option<serde_json::Value>,
     pub term_start: NaiveDate,
+    /// The last day in force (自…起至…止, inclusive): a term of N years from `term_start` ends on
+    /// `term_start` + N years − 1 day; the agreement expires the day after.
     pub term_end: NaiveDate,
     pub profile_version: i32,
     #[serde(skip_serializing_if = "Option::is_none")]

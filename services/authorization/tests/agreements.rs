@@ -62,17 +62,13 @@ async fn a_four_year_term_passes_in_shaanxi_sx_22_and_fails_in_nanshan_ns_15() {
         r.body
     );
     assert_eq!(r.body["field"], "term_end");
+    // Three years from D are in force through D + 3 years − 1 day (自…起至…止); one day more is refused.
     let three = start_d.checked_add_months(Months::new(36)).unwrap();
-    let r = p
-        .auth_as(
-            Role::ImplementingInstitution,
-            NANSHAN,
-            "POST",
-            "/agreements",
-            Some(agreement(&ns, &["line_no"], start_d, three)),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    for (end, expected) in [(three, (422, Some("NS-15"))), (three.pred_opt().unwrap(), (201, None))] {
+        let body = agreement(&ns, &["line_no"], start_d, end);
+        let r = p.auth_as(Role::ImplementingInstitution, NANSHAN, "POST", "/agreements", Some(body)).await;
+        assert_eq!((r.status, r.body["rule"].as_str()), expected, "ending {end}: {}", r.body);
+    }
     let r = p
         .auth_as(
             Role::ImplementingInstitution,

@@ -153,6 +153,51 @@ async fn conditionally_open_data_in_nanshan_needs_a_compliance_report_and_a_join
     assert_eq!(r.body["needs_joint_review"], false);
 }
 
+/// In Zhangjiakou the partner develops (ZJK-13): a reported sub-authorization of `org-partner`
+/// under `agreement`, and its partner's approved request. Returns the request's answer.
+async fn partner_request(p: &common::Platform, agreement: &str, res: &str) -> Value {
+    let base = p.auth.url();
+    let path = format!("/agreements/{agreement}/sub-authorizations");
+    let r = p
+        .call(&base, "POST", &path, Some(&operator(ZHANGJIAKOU)), Some(sub_authorization(res, &["line_no"], 12)))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sub = r.body["id"].as_str().unwrap().to_string();
+    p.call(&base, "POST", &format!("/sub-authorizations/{sub}/report"), Some(&operator(ZHANGJIAKOU)), None).await;
+    p.verified_staff(ZHANGJIAKOU, "partner", Role::Partner).await;
+    let mut ask = request(agreement, res, &["line_no"], json!({}));
+    ask["sub_authorization_id"] = json!(sub);
+    let partner = platform_testkit::token("partner", ZHANGJIAKOU, &[Role::Partner]);
+    let r = p.call(&base, "POST", "/data-requests", Some(&partner), Some(ask)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    approve_both(p, ZHANGJIAKOU, r.body["id"].as_str().unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_zhangjiakou_the_primary_operator_gets_no_data_of_its_own_zjk_13_elsewhere_it_does() {
+    let p = start().await;
+    let base = p.auth.url();
+    let zjk = p.resource(ZHANGJIAKOU, "ZJK-P", "unconditional").await;
+    let a = active_agreement(&p, ZHANGJIAKOU, &zjk, &["line_no"]).await;
+    let own = request(&a, &zjk, &["line_no"], json!({}));
+    let r = p.call(&base, "POST", "/data-requests", Some(&operator(ZHANGJIAKOU)), Some(own)).await;
+    assert_eq!(
+        (r.status, r.body["type"].as_str(), r.body["rule"].as_str()),
+        (422, Some("/problems/primary-operator-does-not-develop"), Some("ZJK-13")),
+        "{}",
+        r.body
+    );
+    // Its partner develops, under a reported sub-authorization (ZJK-11, ZJK-17).
+    let approved = partner_request(&p, &a, &zjk).await;
+    assert!(approved["grant_id"].is_string(), "{approved}");
+    // Nanshan and Shaanxi set no such limit: the operator's own request becomes a grant.
+    for (j, code) in [(NANSHAN, "NS-P"), (SHAANXI, "SX-P")] {
+        let (_, _, grant) = common::active_grant(&p, j, code).await;
+        let g = p.auth_as(Role::DataAdmin, j, "GET", &format!("/grants/{grant}"), None).await;
+        assert_eq!((g.body["principal_org"].as_str(), g.body["state"].as_str()), (Some("org-op"), Some("active")));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rectification_in_zhangjiakou_suspends_every_grant_of_the_operator_zjk_34_and_passing_reinstates_them() {
     let p = start().await;
@@ -161,18 +206,9 @@ async fn rectification_in_zhangjiakou_suspends_every_grant_of_the_operator_zjk_3
     let a1 = active_agreement(&p, ZHANGJIAKOU, &r1, &["line_no"]).await;
     let a2 = active_agreement(&p, ZHANGJIAKOU, &r2, &["line_no"]).await;
     let base = p.auth.url();
-    for (a, r) in [(&a1, &r1), (&a2, &r2)] {
-        let req = p
-            .call(
-                &base,
-                "POST",
-                "/data-requests",
-                Some(&operator(ZHANGJIAKOU)),
-                Some(request(a, r, &["line_no"], json!({}))),
-            )
-            .await;
-        approve_both(&p, ZHANGJIAKOU, req.body["id"].as_str().unwrap()).await;
-    }
+    // The grants under the primary's agreements are its partners' (ZJK-13).
+    partner_request(&p, &a1, &r1).await;
+    partner_request(&p, &a2, &r2).await;
     let case = p
         .auth_as(
             Role::DataAdmin,
@@ -220,6 +256,75 @@ async fn rectification_in_zhangjiakou_suspends_every_grant_of_the_operator_zjk_3
     use pb::GrantChange as C;
     assert_eq!(changes.iter().filter(|c| **c == C::Suspended as i32).count(), 2);
     assert_eq!(changes.iter().filter(|c| **c == C::Reinstated as i32).count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_new_access_during_rectification_with_access_closed_zjk_34_sx_23_until_the_case_passes() {
+    let p = start().await;
+    // Zhangjiakou closes access (ZJK-34); Shaanxi closes it where the department decides
+    // (SX-23); Nanshan leaves it open here. A request approved during rectification:
+    let zjk = p.resource(ZHANGJIAKOU, "ZJK-N", "unconditional").await;
+    let za = active_agreement(&p, ZHANGJIAKOU, &zjk, &["line_no"]).await;
+    let (sa, sres, _) = common::active_grant(&p, SHAANXI, "SX-N").await;
+    let (na, nres, _) = common::active_grant(&p, NANSHAN, "NS-N").await;
+    let mut cases = Vec::new();
+    for (j, a, close) in [(ZHANGJIAKOU, &za, false), (SHAANXI, &sa, true), (NANSHAN, &na, false)] {
+        let case = p
+            .auth_as(
+                Role::DataAdmin,
+                j,
+                "POST",
+                "/supervision-cases",
+                Some(json!({"agreement_id": a, "grounds": "违规"})),
+            )
+            .await;
+        let cid = case.body["id"].as_str().unwrap().to_string();
+        let why = json!({"reason": "限期整改", "close_access": close});
+        let r = p.auth_as(Role::DataAdmin, j, "POST", &format!("/supervision-cases/{cid}/rectify"), Some(why)).await;
+        assert_eq!(r.body["state"], "rectification", "{}", r.body);
+        cases.push((j, cid, r.body["access_rule"].clone()));
+    }
+    assert_eq!(
+        cases.iter().map(|(_, _, rule)| rule.clone()).collect::<Vec<_>>(),
+        [json!("ZJK-34"), json!("SX-23"), Value::Null]
+    );
+    let zg = partner_request(&p, &za, &zjk).await["grant_id"].as_str().unwrap().to_string();
+    let sg = operator_grant(&p, SHAANXI, &sa, &sres).await;
+    let ng = operator_grant(&p, NANSHAN, &na, &nres).await;
+    let state = |j: &'static str, g: String| grant_state(&p, j, g);
+    let (z, zcase) = state(ZHANGJIAKOU, zg.clone()).await;
+    let (s, scase) = state(SHAANXI, sg.clone()).await;
+    let (n, _) = state(NANSHAN, ng.clone()).await;
+    assert_eq!((z.as_str(), s.as_str(), n.as_str()), ("suspended", "suspended", "active"));
+    assert_eq!((zcase, scase), (json!(cases[0].1), json!(cases[1].1)), "held by the case that closed access");
+    // Passing the case reinstates it with the others.
+    for (j, cid, _) in &cases[..2] {
+        let r = p
+            .auth_as(
+                Role::DataAdmin,
+                j,
+                "POST",
+                &format!("/supervision-cases/{cid}/pass"),
+                Some(json!({"reason": "整改到位"})),
+            )
+            .await;
+        assert_eq!(r.body["state"], "passed", "{}", r.body);
+    }
+    assert_eq!(state(ZHANGJIAKOU, zg).await.0, "active");
+    assert_eq!(state(SHAANXI, sg).await.0, "active");
+}
+
+/// The operator's own approved request under `agreement`: the grant's id.
+async fn operator_grant(p: &common::Platform, j: &str, agreement: &str, res: &str) -> String {
+    let ask = request(agreement, res, &["line_no"], json!({}));
+    let r = p.call(&p.auth.url(), "POST", "/data-requests", Some(&operator(j)), Some(ask)).await;
+    approve_both(p, j, r.body["id"].as_str().unwrap()).await["grant_id"].as_str().unwrap().to_string()
+}
+
+/// A grant's state and the case that holds it suspended.
+async fn grant_state(p: &common::Platform, j: &str, g: String) -> (String, Value) {
+    let r = p.auth_as(Role::DataAdmin, j, "GET", &format!("/grants/{g}"), None).await;
+    (r.body["state"].as_str().unwrap().to_string(), r.body["suspended_by_case"].clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,7 +393,7 @@ async fn a_suspension_is_published_through_the_outbox_and_a_restart_before_publi
     let good = platform_testkit::settings_in(&adb, &prefix, &[]);
     let auth = authorization::run(good.clone()).await.unwrap();
     let p = common::Platform { catalog, auth, auth_settings: good.clone(), http: platform_testkit::http_client() };
-    let (a, _, _) = common::active_grant(&p, ZHANGJIAKOU, "ZJK-R").await;
+    let (a, _, _) = common::active_grant(&p, SHAANXI, "SX-R").await;
     let common::Platform { catalog, auth, .. } = p;
     auth.stop().await;
 
@@ -303,7 +408,7 @@ async fn a_suspension_is_published_through_the_outbox_and_a_restart_before_publi
     let http = platform_testkit::http_client();
     let case = http
         .post(format!("{}/supervision-cases", cut_off.url()))
-        .bearer_auth(token(Role::DataAdmin, ZHANGJIAKOU))
+        .bearer_auth(token(Role::DataAdmin, SHAANXI))
         .json(&json!({"agreement_id": a, "grounds": "违规"}))
         .send()
         .await
@@ -313,8 +418,8 @@ async fn a_suspension_is_published_through_the_outbox_and_a_restart_before_publi
         .unwrap();
     let r = http
         .post(format!("{}/supervision-cases/{}/rectify", cut_off.url(), case["id"].as_str().unwrap()))
-        .bearer_auth(token(Role::DataAdmin, ZHANGJIAKOU))
-        .json(&json!({"reason": "整改"}))
+        .bearer_auth(token(Role::DataAdmin, SHAANXI))
+        .json(&json!({"reason": "整改", "close_access": true}))
         .send()
         .await
         .unwrap();

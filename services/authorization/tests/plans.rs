@@ -293,12 +293,22 @@ async fn overdue_filings_are_listed_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn profiles_are_served_with_their_rules_ns_15_lz_6() {
+async fn profiles_are_served_with_their_rules_ns_15_lz_6_and_mark_platform_defaults() {
     let p = start().await;
     let r = p.auth_as(Role::Operator, SHAANXI, "GET", "/jurisdictions/440305/profile", None).await;
     assert_eq!(r.body["values"]["max_agreement_term_months"], json!({"value": 36, "rule": "NS-15"}));
     let r = p.auth_as(Role::Partner, SHAANXI, "GET", "/jurisdictions/620100/profile", None).await;
     assert_eq!(r.body["values"]["max_agreement_term_months"], json!({"value": 24, "rule": "LZ-6"}));
+    // What no seed sets is marked, so that an official knows what to confirm: Lanzhou's 2 years
+    // are its own (LZ-6); masking personal information is the platform's (NS-2 sets no masking).
+    let defaults = r.body["platform_defaults"].as_array().unwrap().clone();
+    assert!(!defaults.contains(&json!("max_agreement_term_months")), "{defaults:?}");
+    assert!(defaults.contains(&json!("personal_information_in_scope")), "{defaults:?}");
+    assert_eq!(r.body["values"]["personal_information_in_scope"]["rule"], "platform default");
+    let r = p.auth_as(Role::Partner, SHAANXI, "GET", "/jurisdictions/130700/profile", None).await;
+    let cap = &r.body["values"]["max_agreement_term_months"];
+    assert_eq!((&cap["value"], &cap["rule"]), (&json!(60), &json!("platform default")), "not SX-22: {cap}");
+    assert!(r.body["platform_defaults"].as_array().unwrap().contains(&json!("max_agreement_term_months")));
     let r = p.auth_as(Role::Partner, SHAANXI, "GET", "/jurisdictions", None).await;
     assert_eq!(r.body.as_array().unwrap().len(), 7);
     let r = p.auth_as(Role::Partner, SHAANXI, "GET", "/jurisdictions/999999/profile", None).await;

@@ -35,20 +35,24 @@ async fn a_parent_file_change_gives_inheriting_profiles_a_new_version_and_record
     assert_eq!(load_profiles(&p.auth.pool, &Profiles::built_in().unwrap()).await.unwrap(), 0);
 
     // The national default changes; no file version moves (Xi'an and Shaanxi stay at 1).
-    let old = "refusal_burst_threshold = { value = 20, rule = \"WF-30\" }";
+    let old = "refusal_burst_threshold = { value = 20, rule = \"WF-30\",";
     assert!(NATIONAL.contains(old));
-    let changed = NATIONAL.replace(old, "refusal_burst_threshold = { value = 15, rule = \"WF-30\" }");
+    let changed = NATIONAL.replace(old, "refusal_burst_threshold = { value = 15, rule = \"WF-30\",");
     let added = load_profiles(&p.auth.pool, &with_national(&changed)).await.unwrap();
     assert_eq!(added, 7, "every jurisdiction inherits the threshold");
     assert_eq!(load_profiles(&p.auth.pool, &with_national(&changed)).await.unwrap(), 0, "once");
 
     let now = p.auth_as(Role::DataAdmin, XIAN, "GET", "/jurisdictions/610100/profile", None).await;
     assert_eq!((now.body["version"].as_i64(), now.body["file_version"].as_i64()), (Some(2), Some(1)), "{}", now.body);
-    assert_eq!(now.body["values"]["refusal_burst_threshold"], json!({"value": 15, "rule": "WF-30"}));
+    let threshold = &now.body["values"]["refusal_burst_threshold"];
+    assert_eq!((&threshold["value"], &threshold["rule"]), (&json!(15), &json!("WF-30")), "{threshold}");
+    // No seed sets the number: it says where it comes from, and the view lists it.
+    assert!(threshold["source"].is_string());
+    assert!(now.body["platform_defaults"].as_array().unwrap().contains(&json!("refusal_burst_threshold")));
     let before = p.auth_as(Role::DataAdmin, XIAN, "GET", "/jurisdictions/610100/profile?version=1", None).await;
     assert_eq!(before.body["values"]["refusal_burst_threshold"]["value"], 20);
     let national = p.auth_as(Role::DataAdmin, XIAN, "GET", "/jurisdictions/000000/profile", None).await;
-    assert_eq!((national.body["version"].as_i64(), national.body["file_version"].as_i64()), (Some(3), Some(2)));
+    assert_eq!((national.body["version"].as_i64(), national.body["file_version"].as_i64()), (Some(4), Some(3)));
 
     // The old plan keeps version 1; a new one is made under version 2.
     let id = plan.body["id"].as_str().unwrap();

@@ -9,11 +9,29 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// A value and the rule that sets it.
+/// What `rule` says where no rule of the jurisdiction applies the value at all.
+pub const PLATFORM_DEFAULT: &str = "platform default";
+
+/// A value and the rule it is applied under.
+///
+/// `rule` is the id a check cites when it applies the value, or [`PLATFORM_DEFAULT`] where no
+/// seed rule of the jurisdiction applies it. `source` is present exactly when no seed of the
+/// jurisdiction (or of the parent it inherits from) sets the number itself: the value is then a
+/// platform default, and `source` says where the platform took it from, so that an official
+/// knows what to confirm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ruled<T> {
     pub value: T,
     pub rule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl<T> Ruled<T> {
+    /// Whether the value is the platform's own default rather than a seed's.
+    pub fn is_platform_default(&self) -> bool {
+        self.source.is_some() || self.rule == PLATFORM_DEFAULT
+    }
 }
 
 /// A deadline expressed the way its rule does.
@@ -42,7 +60,17 @@ pub struct ProfileValues {
     pub max_agreement_term_months: Option<Ruled<u32>>,
     pub fixed_agreement_term: Option<Ruled<bool>>,
     pub secondary_max_term_months: Option<Ruled<u32>>,
+    /// The last months of a primary agreement's term in which its renewal is applied for (NS-15).
     pub renewal_window_months: Option<Ruled<u32>>,
+    /// How a primary agreement is renewed: `application_in_window` (NS-15) or
+    /// `decision_after_expiry`, on an evaluation record (LZ-6, LZ-11).
+    pub renewal: Option<Ruled<String>>,
+    /// The last months of a secondary authorization's term in which the partner applies to the
+    /// primary operator to sign again (ZJK-17).
+    pub secondary_renewal_window_months: Option<Ruled<u32>>,
+    /// Whether the primary operator may itself develop products and so hold data grants under its
+    /// own agreement; where it may not (ZJK-13), only partners under a sub-authorization do.
+    pub primary_operator_develops: Option<Ruled<bool>>,
     pub plan_filing_deadline: Option<Ruled<Period>>,
     pub agreement_filing_deadline: Option<Ruled<Period>>,
     pub security_incident_lookback_years: Option<Ruled<u32>>,
@@ -95,6 +123,38 @@ pub struct Profiles {
 
 macro_rules! built_in {
     ($($file:literal),* $(,)?) => { &[$(($file, include_str!(concat!("../profiles/", $file)))),*] };
+}
+
+/// Applies macro `$m` to the list of every [`ProfileValues`] field.
+macro_rules! each_field {
+    ($m:ident) => {
+        $m!(
+            objection_deadline_working_days,
+            log_retention_months,
+            max_agreement_term_months,
+            fixed_agreement_term,
+            secondary_max_term_months,
+            renewal_window_months,
+            renewal,
+            secondary_renewal_window_months,
+            primary_operator_develops,
+            plan_filing_deadline,
+            agreement_filing_deadline,
+            security_incident_lookback_years,
+            security_incident_severity,
+            dishonesty_listing_excludes,
+            selection_notice_period,
+            min_credit_rating,
+            min_operating_years,
+            access_during_rectification,
+            personal_information_in_scope,
+            sub_authorization,
+            modes,
+            joint_review_for_conditional,
+            min_query_group_size,
+            refusal_burst_threshold
+        )
+    };
 }
 
 const BUILT_IN: &[(&str, &str)] = built_in!(
@@ -159,29 +219,7 @@ impl Profiles {
                 ProfileValues { $($field: pick(&|v| v.$field.is_some()).and_then(|v| v.$field.clone()),)* }
             };
         }
-        let values = inherit!(
-            objection_deadline_working_days,
-            log_retention_months,
-            max_agreement_term_months,
-            fixed_agreement_term,
-            secondary_max_term_months,
-            renewal_window_months,
-            plan_filing_deadline,
-            agreement_filing_deadline,
-            security_incident_lookback_years,
-            security_incident_severity,
-            dishonesty_listing_excludes,
-            selection_notice_period,
-            min_credit_rating,
-            min_operating_years,
-            access_during_rectification,
-            personal_information_in_scope,
-            sub_authorization,
-            modes,
-            joint_review_for_conditional,
-            min_query_group_size,
-            refusal_burst_threshold
-        );
+        let values = each_field!(inherit);
         let own = chain[0];
         Ok(Profile { jurisdiction: own.code.clone(), version: own.version, values })
     }
@@ -196,6 +234,30 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// Each value that is set: its key, the rule it cites and, for a platform default, its source.
+    pub fn rules(&self) -> Vec<(&'static str, &str, Option<&str>)> {
+        let v = &self.values;
+        let mut out = Vec::new();
+        macro_rules! collect {
+            ($($field:ident),*) => {
+                $(if let Some(r) = v.$field.as_ref() {
+                    out.push((stringify!($field), r.rule.as_str(), r.source.as_deref()));
+                })*
+            };
+        }
+        each_field!(collect);
+        out
+    }
+
+    /// The keys whose value is a platform default, not a seed's (see [`Ruled`]).
+    pub fn platform_defaults(&self) -> Vec<String> {
+        self.rules()
+            .into_iter()
+            .filter(|(_, rule, source)| source.is_some() || *rule == PLATFORM_DEFAULT)
+            .map(|(key, _, _)| key.to_string())
+            .collect()
+    }
+
     /// Working days to handle a data-quality objection (LZ-5 and the national default).
     pub fn objection_deadline(&self) -> Result<&Ruled<u32>, PolicyError> {
         self.values.objection_deadline_working_days.as_ref().ok_or_else(|| PolicyError::Unset {
@@ -225,7 +287,8 @@ mod tests {
     #[test]
     fn a_city_inherits_its_province_sx_19() {
         let p = Profiles::built_in().unwrap().resolve("610100").unwrap();
-        assert_eq!(p.values.plan_filing_deadline.unwrap(), Ruled { value: Period::Months(1), rule: "SX-19".into() });
+        let filing = Ruled { value: Period::Months(1), rule: "SX-19".into(), source: None };
+        assert_eq!(p.values.plan_filing_deadline.unwrap(), filing);
         assert_eq!(p.values.max_agreement_term_months.unwrap().value, 60);
     }
 
@@ -248,6 +311,84 @@ mod tests {
         let p = Profiles::built_in().unwrap().resolve("440305").unwrap();
         assert_eq!(p.values.max_agreement_term_months.unwrap().value, 36);
         assert_eq!(p.values.renewal_window_months.unwrap().value, 6);
+    }
+
+    /// The seed prefix of each jurisdiction whose own seed sets values.
+    const SEED_PREFIX: [(&str, &str); 5] =
+        [("610000", "SX-"), ("370700", "WF-"), ("130700", "ZJK-"), ("620100", "LZ-"), ("440305", "NS-")];
+
+    #[test]
+    fn a_value_cites_a_rule_of_its_own_jurisdiction_or_says_it_is_a_platform_default() {
+        let all = Profiles::built_in().unwrap();
+        for j in all.jurisdictions() {
+            let own: Vec<&str> = all
+                .chain(&j.code)
+                .unwrap()
+                .iter()
+                .filter_map(|c| SEED_PREFIX.iter().find(|(code, _)| *code == c.code).map(|(_, p)| *p))
+                .collect();
+            let p = all.resolve(&j.code).unwrap();
+            let defaults = p.platform_defaults();
+            for (key, rule, source) in p.rules() {
+                let own_rule = own.iter().any(|prefix| rule.starts_with(prefix));
+                assert!(
+                    own_rule || defaults.iter().any(|d| d == key),
+                    "{} `{key}` cites {rule}, a rule of another jurisdiction, without saying it is a platform default",
+                    j.code
+                );
+                if rule == PLATFORM_DEFAULT {
+                    assert!(source.is_some(), "{} `{key}` is a platform default without a source", j.code);
+                }
+            }
+        }
+        // The national file is all platform defaults: it has no seed of its own.
+        let national = all.resolve("000000").unwrap();
+        assert_eq!(national.platform_defaults().len(), national.rules().len());
+    }
+
+    #[test]
+    fn the_60_month_cap_is_a_platform_default_in_zhangjiakou_and_sx_22_in_shaanxi() {
+        let all = Profiles::built_in().unwrap();
+        let zjk = all.resolve("130700").unwrap().values.max_agreement_term_months.unwrap();
+        assert_eq!((zjk.value, zjk.rule.as_str()), (60, PLATFORM_DEFAULT));
+        assert!(zjk.source.is_some());
+        let sx = all.resolve("610100").unwrap().values.max_agreement_term_months.unwrap();
+        assert_eq!((sx.value, sx.rule.as_str(), sx.source), (60, "SX-22", None));
+        // NS-2 sets open categories, not masking; SX-22 sets agreement clauses, not masking.
+        for code in ["610000", "370700", "620100", "440305"] {
+            let pi = all.resolve(code).unwrap().values.personal_information_in_scope.unwrap();
+            assert_eq!((pi.value.as_str(), pi.rule.as_str()), ("masked", PLATFORM_DEFAULT), "{code}");
+        }
+        // Nanshan's notice is required by NS-13, its length is the platform's.
+        let ns = all.resolve("440305").unwrap();
+        assert!(ns.platform_defaults().contains(&"selection_notice_period".to_string()));
+        assert!(!ns.platform_defaults().contains(&"max_agreement_term_months".to_string()));
+    }
+
+    #[test]
+    fn only_zhangjiakou_keeps_its_primary_operator_out_of_development_zjk_13() {
+        let all = Profiles::built_in().unwrap();
+        let zjk = all.resolve("130700").unwrap().values.primary_operator_develops.unwrap();
+        assert_eq!((zjk.value, zjk.rule.as_str()), (false, "ZJK-13"));
+        for code in ["610000", "610100", "370700", "620100", "440305"] {
+            let v = all.resolve(code).unwrap().values.primary_operator_develops.unwrap();
+            assert!(v.value && v.is_platform_default(), "{code}");
+        }
+    }
+
+    #[test]
+    fn the_3_month_window_is_zhangjiakou_partners_zjk_17_and_lanzhou_decides_after_expiry_lz_6() {
+        let all = Profiles::built_in().unwrap();
+        let zjk = all.resolve("130700").unwrap().values;
+        assert_eq!(
+            zjk.secondary_renewal_window_months.unwrap(),
+            Ruled { value: 3, rule: "ZJK-17".into(), source: None }
+        );
+        assert!(zjk.renewal_window_months.is_none(), "ZJK-17's window is not the primary agreement's");
+        let lz = all.resolve("620100").unwrap().values.renewal.unwrap();
+        assert_eq!((lz.value.as_str(), lz.rule.as_str()), ("decision_after_expiry", "LZ-6"));
+        let ns = all.resolve("440305").unwrap().values.renewal.unwrap();
+        assert_eq!((ns.value.as_str(), ns.rule.as_str()), ("application_in_window", "NS-15"));
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! (SX-22, WF-12: 5 years in principle; NS-15: 3 years; LZ-6: a fixed 2 years), revenue sharing
 //! only with the finance department's opinion (WF-15), scope limited to authorizable resources
 //! and, in Zhangjiakou, never a field with personal information or trade secrets (ZJK-15),
-//! renewal only inside the profile's window (ZJK-17, NS-15), and the life cycle
+//! renewal only inside the profile's window (NS-15; ZJK-17 for secondary authorizations), or by
+//! decision after expiry (LZ-6); `term_end` is the last day in force; and the life cycle
 //! draft → signed → active ⇄ suspended → terminated | expired.
 
 use chrono::NaiveDate;
 use platform_calendar::add_months;
-use platform_policy::Profile;
+use platform_policy::{Profile, Ruled};
 use serde::{Deserialize, Serialize};
 
 /// A term outside what the profile allows.
@@ -17,35 +18,69 @@ pub struct TermRefused {
     pub rule: String,
 }
 
-/// Checks `start..=end` against the profile: end after start; at most the longest term, or
-/// exactly the fixed term where the profile fixes it (LZ-6).
-pub fn check_term(start: NaiveDate, end: NaiveDate, profile: &Profile) -> Result<(), TermRefused> {
-    if end <= start {
-        return Err(TermRefused { reason: "the term must end after it starts".into(), rule: "SX-22".into() });
-    }
-    let Some(max) = profile.values.max_agreement_term_months.as_ref() else { return Ok(()) };
-    let limit = add_months(start, max.value);
-    let fixed = profile.values.fixed_agreement_term.as_ref().is_some_and(|f| f.value);
-    if fixed && end != limit {
+/// The last day in force of a term of `months` from `start`. Agreements are written 自…起至…止
+/// with an inclusive last day, so a term of N years from D is in force through D + N years − 1
+/// day, and `term_end` everywhere is that last day; the sweeps end a term the day after it.
+pub fn term_last_day(start: NaiveDate, months: u32) -> NaiveDate {
+    let next = add_months(start, months);
+    next.pred_opt().unwrap_or(next)
+}
+
+/// The first day of the last `months` of a term whose last day in force is `end` (the window
+/// 期限届满前N个月内: from the same date N months before the day the term is over).
+pub fn window_opens(end: NaiveDate, months: u32) -> NaiveDate {
+    let over = end.succ_opt().unwrap_or(end);
+    over.checked_sub_months(chrono::Months::new(months)).unwrap_or(end)
+}
+
+/// `start..=end` within `max` months (its last day at most [`term_last_day`]), or exactly that
+/// long where `fixed`; `what` names the term in the refusal.
+fn check_length(
+    start: NaiveDate,
+    end: NaiveDate,
+    max: &Ruled<u32>,
+    fixed: bool,
+    what: &str,
+) -> Result<(), TermRefused> {
+    let last = term_last_day(start, max.value);
+    if fixed && end != last {
         return Err(TermRefused {
-            reason: format!("the term is fixed at {} months: it must end on {limit}", max.value),
+            reason: format!("{what} is fixed at {} months: its last day is {last}", max.value),
             rule: max.rule.clone(),
         });
     }
-    if end > limit {
+    if end > last {
         return Err(TermRefused {
-            reason: format!("the term may last at most {} months: it must end by {limit}", max.value),
+            reason: format!("{what} lasts at most {} months: its last day is {last} at the latest", max.value),
             rule: max.rule.clone(),
         });
     }
     Ok(())
 }
 
-/// Whether `today` lies inside the renewal window before `end` (ZJK-17: 3 months; NS-15: 6). A
-/// profile without a window puts no limit on when renewal is asked for.
-pub fn check_renewal(today: NaiveDate, end: NaiveDate, profile: &Profile) -> Result<(), TermRefused> {
-    let Some(w) = profile.values.renewal_window_months.as_ref() else { return Ok(()) };
-    let opens = end.checked_sub_months(chrono::Months::new(w.value)).unwrap_or(end);
+/// Checks `start..=end` (`end` the last day in force) against the profile: end after start; at
+/// most the longest term, or exactly the fixed term where the profile fixes it (LZ-6).
+pub fn check_term(start: NaiveDate, end: NaiveDate, profile: &Profile) -> Result<(), TermRefused> {
+    if end <= start {
+        return Err(TermRefused { reason: "the term must end after it starts".into(), rule: "SX-22".into() });
+    }
+    let Some(max) = profile.values.max_agreement_term_months.as_ref() else { return Ok(()) };
+    let fixed = profile.values.fixed_agreement_term.as_ref().is_some_and(|f| f.value);
+    check_length(start, end, max, fixed, "the term")
+}
+
+/// A secondary authorization's term against the profile's secondary maximum (ZJK-17: 3 years),
+/// on the same convention as [`check_term`].
+pub fn check_secondary_term(start: NaiveDate, end: NaiveDate, profile: &Profile) -> Result<(), TermRefused> {
+    let Some(max) = profile.values.secondary_max_term_months.as_ref() else { return Ok(()) };
+    check_length(start, end, max, false, "a secondary authorization")
+}
+
+/// Whether `today` lies inside `window` before the term whose last day is `end`. No window puts
+/// no limit on when renewal is asked for.
+fn check_window(today: NaiveDate, end: NaiveDate, window: Option<&Ruled<u32>>) -> Result<(), TermRefused> {
+    let Some(w) = window else { return Ok(()) };
+    let opens = window_opens(end, w.value);
     if today < opens || today > end {
         return Err(TermRefused {
             reason: format!("renewal is asked for in the last {} months of the term: from {opens} to {end}", w.value),
@@ -53,6 +88,33 @@ pub fn check_renewal(today: NaiveDate, end: NaiveDate, profile: &Profile) -> Res
         });
     }
     Ok(())
+}
+
+/// Whether the operator may apply now to renew its agreement whose last day is `end`: inside the
+/// profile's window (NS-15: 6 months); where renewal is a decision after expiry on the operator's
+/// evaluation (LZ-6, LZ-11), never by application.
+pub fn check_renewal(today: NaiveDate, end: NaiveDate, profile: &Profile) -> Result<(), TermRefused> {
+    if let Some(r) = profile.values.renewal.as_ref().filter(|r| r.value == "decision_after_expiry") {
+        return Err(TermRefused {
+            reason: "renewal is decided after the term ends, on the operator's evaluation; it is not applied for"
+                .into(),
+            rule: r.rule.clone(),
+        });
+    }
+    check_window(today, end, profile.values.renewal_window_months.as_ref())
+}
+
+/// Whether a partner may apply now to sign its secondary authorization again (ZJK-17: within the
+/// last 3 months of its term, to the primary operator).
+pub fn check_secondary_renewal(today: NaiveDate, end: NaiveDate, profile: &Profile) -> Result<(), TermRefused> {
+    check_window(today, end, profile.values.secondary_renewal_window_months.as_ref())
+}
+
+/// Where the profile keeps the primary operator out of product development (ZJK-13 (六):
+/// 不得直接参与数据产品开发), the rule that refuses it data under its own agreement: only partners
+/// under a sub-authorization develop there. Product submissions use the same value.
+pub fn primary_may_not_develop(profile: &Profile) -> Option<String> {
+    profile.values.primary_operator_develops.as_ref().filter(|d| !d.value).map(|d| d.rule.clone())
 }
 
 /// Sensitivities (as catalog events name them) that ZJK-15 keeps out of an agreement's scope.
@@ -165,19 +227,50 @@ mod tests {
     }
 
     #[test]
+    fn n_years_from_d_end_on_d_plus_n_years_minus_a_day_sx_22_wf_12_ns_15_lz_6() {
+        // 自2027年1月1日起至2031年12月31日止: five years; one day more is refused.
+        for (code, last, rule) in
+            [("610000", "2031-12-31", "SX-22"), ("370700", "2031-12-31", "WF-12"), ("440305", "2029-12-31", "NS-15")]
+        {
+            assert!(check_term(d("2027-01-01"), d(last), &profile(code)).is_ok(), "{code}");
+            let over = d(last).succ_opt().unwrap();
+            assert_eq!(check_term(d("2027-01-01"), over, &profile(code)).unwrap_err().rule, rule, "{code}");
+        }
+        // Zhangjiakou's primary agreements: no seed cap, the platform's 5 years.
+        let err = check_term(d("2027-01-01"), d("2032-01-01"), &profile("130700")).unwrap_err();
+        assert_eq!(err.rule, "platform default");
+        assert_eq!(term_last_day(d("2027-03-01"), 24), d("2029-02-28"));
+        assert_eq!(window_opens(d("2029-12-31"), 6), d("2029-07-01"));
+    }
+
+    #[test]
+    fn secondary_authorizations_last_at_most_3_years_zjk_17() {
+        assert!(check_secondary_term(d("2027-01-01"), d("2029-12-31"), &profile("130700")).is_ok());
+        let err = check_secondary_term(d("2027-01-01"), d("2030-01-01"), &profile("130700")).unwrap_err();
+        assert_eq!(err.rule, "ZJK-17");
+        assert!(check_secondary_term(d("2027-01-01"), d("2030-01-01"), &profile("440305")).is_ok(), "no cap");
+    }
+
+    #[test]
     fn lanzhou_terms_are_a_fixed_two_years_lz_6() {
-        assert!(check_term(d("2027-03-01"), d("2029-03-01"), &profile("620100")).is_ok());
+        assert!(check_term(d("2027-03-01"), d("2029-02-28"), &profile("620100")).is_ok());
+        assert_eq!(check_term(d("2027-03-01"), d("2029-03-01"), &profile("620100")).unwrap_err().rule, "LZ-6");
         assert_eq!(check_term(d("2027-03-01"), d("2028-03-01"), &profile("620100")).unwrap_err().rule, "LZ-6");
     }
 
     #[test]
-    fn renewal_only_inside_the_window_ns_15_zjk_17() {
+    fn renewal_only_inside_the_window_ns_15_zjk_17_and_by_decision_in_lanzhou_lz_6() {
         let end = d("2029-12-31");
         assert!(check_renewal(d("2029-07-01"), end, &profile("440305")).is_ok());
-        assert_eq!(check_renewal(d("2029-06-29"), end, &profile("440305")).unwrap_err().rule, "NS-15");
-        assert_eq!(check_renewal(d("2029-07-01"), end, &profile("130700")).unwrap_err().rule, "ZJK-17");
-        assert!(check_renewal(d("2029-10-01"), end, &profile("130700")).is_ok());
+        assert_eq!(check_renewal(d("2029-06-30"), end, &profile("440305")).unwrap_err().rule, "NS-15");
+        // ZJK-17's 3 months are the partners' window, not the primary agreement's.
+        assert!(check_renewal(d("2029-07-01"), end, &profile("130700")).is_ok());
+        assert_eq!(check_secondary_renewal(d("2029-09-30"), end, &profile("130700")).unwrap_err().rule, "ZJK-17");
+        assert!(check_secondary_renewal(d("2029-10-01"), end, &profile("130700")).is_ok());
+        assert!(check_secondary_renewal(d("2029-12-31"), end, &profile("130700")).is_ok(), "its last day");
         assert!(check_renewal(d("2027-01-01"), end, &profile("610000")).is_ok(), "Shaanxi sets no window");
+        // Lanzhou: no application during the term, not even in its last days.
+        assert_eq!(check_renewal(d("2029-12-01"), end, &profile("620100")).unwrap_err().rule, "LZ-6");
     }
 
     #[test]
@@ -185,6 +278,14 @@ mod tests {
         let fields = [("line_no", "SENSITIVITY_NONE"), ("phone", "SENSITIVITY_PERSONAL")];
         assert_eq!(forbidden_field(fields, &profile("130700")), Some(("phone".into(), "ZJK-15".into())));
         assert_eq!(forbidden_field(fields, &profile("610000")), None, "masked elsewhere, not refused");
+    }
+
+    #[test]
+    fn the_primary_operator_develops_nothing_itself_in_zhangjiakou_zjk_13() {
+        assert_eq!(primary_may_not_develop(&profile("130700")), Some("ZJK-13".into()));
+        for code in ["610000", "370700", "620100", "440305"] {
+            assert_eq!(primary_may_not_develop(&profile(code)), None, "{code}");
+        }
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub const GROUP_TOTAL: &str = "__sbx_total";
 /// Prefix of the rewritten query's columns holding a group's row count with one conjunct of the
 /// caller's `WHERE` left out (`__sbx_c0`, `__sbx_c1`, …).
 pub const GROUP_WITHOUT: &str = "__sbx_c";
+/// The workspace relations' row id column (overlap control; not a column queries may name).
+pub const ROW_ID: &str = "__sbx_rid";
+/// Prefix of the rewritten query's columns holding a group's row ids, one per relation read.
+pub const GROUP_ROW_IDS: &str = "__sbx_r";
 /// Conjuncts of a `WHERE` each checked on its own; a longer conjunction is refused.
 pub const MAX_CONJUNCTS: usize = 8;
 
@@ -186,6 +190,9 @@ pub struct Checked {
     /// so the gateway computes it once per data version and reuses it (`key`). Otherwise the
     /// counts travel in the query's own `__sbx_*` columns.
     pub totals: Option<Totals>,
+    /// For aggregates: the workspace place of the relation behind each row-id column that
+    /// follows a result row's JSON text (`__sbx_r0…`, arrays of `__sbx_rid`), in order.
+    pub row_id_slots: Vec<u32>,
 }
 
 /// The per-group totals statement of a query (see [`Checked::totals`]).
@@ -882,13 +889,41 @@ pub fn check(sql: &str, relations: &[Relation], max_rows: u64) -> Result<Checked
         }),
         GroupByExpr::All(_) => false,
     };
-    let totals = rewrite(&mut q, &names, shape, plain_groups)?;
+    // The rows behind each group, per relation read (self-joins read one relation twice).
+    let scope_rows: Vec<(String, u32)> = w
+        .scope
+        .iter()
+        .map(|(key, rel)| (key.clone(), relations.iter().position(|r| r.name == rel.name).unwrap_or(0) as u32))
+        .collect();
+    let totals = rewrite(&mut q, &names, shape, plain_groups, &scope_rows)?;
     let fetch = user_limit.unwrap_or(max_rows).min(max_rows) + 1;
-    let wrapped = match shape {
+    let (wrapped, row_id_slots) = match shape {
         Shape::Aggregate { .. } => {
-            format!("SELECT row_to_json(q)::text FROM ({q}) AS q WHERE q.{GROUP_ROWS} > 0 LIMIT {fetch}")
+            // The JSON text carries every column but the row ids, which follow it as arrays.
+            let SetExpr::Select(s) = q.body.as_ref() else {
+                return refuse("rewrite", rules::CHANNEL, "not a SELECT", "write one SELECT");
+            };
+            let shown: Vec<String> = s
+                .projection
+                .iter()
+                .filter_map(|item| match item {
+                    SelectItem::ExprWithAlias { alias, .. } if !alias.value.starts_with(GROUP_ROW_IDS) => {
+                        let quoted = Ident::with_quote('"', alias.value.clone());
+                        Some(format!("q.{quoted} AS {quoted}"))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let ids: Vec<String> = (0..scope_rows.len()).map(|i| format!("q.{GROUP_ROW_IDS}{i}")).collect();
+            let sql = format!(
+                "SELECT row_to_json(o)::text, {} FROM ({q}) AS q CROSS JOIN LATERAL (SELECT {}) AS o \
+                 WHERE q.{GROUP_ROWS} > 0 LIMIT {fetch}",
+                ids.join(", "),
+                shown.join(", ")
+            );
+            (sql, scope_rows.iter().map(|(_, slot)| *slot).collect())
         }
-        Shape::Rows => format!("SELECT row_to_json(q)::text FROM ({q}) AS q LIMIT {fetch}"),
+        Shape::Rows => (format!("SELECT row_to_json(q)::text FROM ({q}) AS q LIMIT {fetch}"), Vec::new()),
     };
     Ok(Checked {
         sql: wrapped,
@@ -898,6 +933,7 @@ pub fn check(sql: &str, relations: &[Relation], max_rows: u64) -> Result<Checked
         fields,
         fetch,
         totals,
+        row_id_slots,
     })
 }
 
@@ -911,7 +947,13 @@ fn parse_expr(text: &str) -> Result<Expr, Refusal> {
 }
 
 /// The query the checks accepted, in the form that runs.
-fn rewrite(q: &mut Query, names: &[String], shape: Shape, plain_groups: bool) -> Result<Option<Totals>, Refusal> {
+fn rewrite(
+    q: &mut Query,
+    names: &[String],
+    shape: Shape,
+    plain_groups: bool,
+    scope_rows: &[(String, u32)],
+) -> Result<Option<Totals>, Refusal> {
     q.limit_clause = None;
     let SetExpr::Select(s) = q.body.as_mut() else {
         return refuse("rewrite", rules::CHANNEL, "not a SELECT", "write one SELECT");
@@ -935,6 +977,7 @@ fn rewrite(q: &mut Query, names: &[String], shape: Shape, plain_groups: bool) ->
             GroupByExpr::All(_) => Vec::new(),
         };
         s.projection.push(SelectItem::ExprWithAlias { expr: parse_expr("count(*)")?, alias: Ident::new(GROUP_ROWS) });
+        push_row_ids(s, scope_rows, None)?;
         let mut keys = Vec::new();
         for (i, g) in groups.iter().enumerate() {
             s.projection
@@ -967,6 +1010,7 @@ fn rewrite(q: &mut Query, names: &[String], shape: Shape, plain_groups: bool) ->
         None => parse_expr("count(*)")?,
     };
     s.projection.push(SelectItem::ExprWithAlias { expr: n, alias: Ident::new(GROUP_ROWS) });
+    push_row_ids(s, scope_rows, condition.as_ref())?;
     // Each conjunct left out in turn: the rows it alone removes must be none or at least the
     // minimum, or the difference of two queries would single them out.
     if parts.len() > 1 {
@@ -979,6 +1023,20 @@ fn rewrite(q: &mut Query, names: &[String], shape: Shape, plain_groups: bool) ->
     }
     s.projection.push(SelectItem::ExprWithAlias { expr: parse_expr("count(*)")?, alias: Ident::new(GROUP_TOTAL) });
     Ok(None)
+}
+
+/// Adds a group's row ids per relation read (`array_agg` of `__sbx_rid`, under the caller's
+/// condition where it moved into `FILTER`).
+fn push_row_ids(s: &mut Select, scope_rows: &[(String, u32)], condition: Option<&Expr>) -> Result<(), Refusal> {
+    for (i, (key, _)) in scope_rows.iter().enumerate() {
+        let column = format!("{}.{ROW_ID}", Ident::with_quote('"', key.clone()));
+        let expr = match condition {
+            Some(c) => parse_expr(&format!("array_agg({column}) FILTER (WHERE {c})"))?,
+            None => parse_expr(&format!("array_agg({column})"))?,
+        };
+        s.projection.push(SelectItem::ExprWithAlias { expr, alias: Ident::new(format!("{GROUP_ROW_IDS}{i}")) });
+    }
+    Ok(())
 }
 
 /// The top-level `AND` terms of a condition.

@@ -17,8 +17,10 @@ pub mod errors;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod overlap;
 pub mod pgpool;
 pub mod query;
+pub mod released;
 pub mod suppress;
 pub mod workloads;
 pub mod workspaces;
@@ -104,6 +106,7 @@ pub async fn run_with(settings: GatewaySettings) -> Result<Running, StartError> 
         metrics,
         workloads: Some(workloads.clone()),
         totals: query::TotalsCache::default(),
+        released: released::ReleasedGroups::default(),
     };
     let _ = cell.set(state.clone());
     platform.spawn(move |stop| workloads.run(cell, stop));

@@ -16,3 +16,6 @@ pub const COPY_CHUNK_BYTES: usize = 256 * 1024;
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// The window in which refusals of one principal are counted against the profile's threshold (WF-30).
 pub const REFUSAL_WINDOW_MICROS: i64 = 10 * 60 * 1_000_000;
+/// Bytes of released groups' row sets the gateway caches in memory for overlap control (all
+/// grants together; an evicted grant's history is read again from the database).
+pub const RELEASED_CACHE_BYTES: usize = 256 * 1024 * 1024;

@@ -20,6 +20,8 @@ use crate::audit::{self, Record, sha256_hex};
 use crate::check::{self, GROUP_KEY, GROUP_ROWS, GROUP_TOTAL, GROUP_WITHOUT, Refusal, Shape};
 use crate::errors::{Error, Result};
 use crate::limits::{MAX_RESULT_BYTES, MAX_ROWS, MAX_SQL_BYTES, STATEMENT_TIMEOUT_MS};
+use crate::overlap::{self, Collision, Released, RowSet};
+use crate::released::{self, ReleasedGroups};
 use crate::suppress::{self, Group};
 use crate::workspaces::{self, WorkspaceRow, quote_ident};
 
@@ -70,6 +72,10 @@ pub struct QueryOutcome {
     pub shape: Shape,
     /// Groups left out because they were smaller than the minimum, or could single out rows.
     pub suppressed_groups: usize,
+    /// Groups left out because, combined with earlier answers of the grant, they would single
+    /// out fewer rows than the minimum: which earlier answers (audit sequence) and how
+    /// (overlap control, WF-26, ZJK-21). Never the rows.
+    pub overlaps: Vec<Collision>,
     pub min_group_size: i32,
     /// The rule the minimum comes from (the profile's).
     pub min_group_rule: String,
@@ -197,7 +203,45 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
         Err(r) => return Err(refused(state, &ws, caller, sql, r).await),
     };
     state.metrics.check_seconds.observe(started.elapsed().as_secs_f64());
+    if checked.shape == Shape::Rows {
+        return answer(state, caller, &ws, &stored, sql, checked, None).await;
+    }
+    // Aggregates: under the grant's lock, against every group released under it before, and
+    // recorded as released in the transaction that appends the answer's audit record.
+    let versions = released::data_versions(&stored);
+    let mut conn = state.conn().await?;
+    let c: &mut AsyncPgConnection = &mut conn;
+    let outcome = c
+        .transaction::<_, Error, _>(async |c: &mut AsyncPgConnection| {
+            let history = state.released.lock_and_load(c, grant, &versions).await?;
+            answer(state, caller, &ws, &stored, sql, checked, Some(Overlap { conn: c, history, versions: &versions }))
+                .await
+        })
+        .await?;
+    state.relay.wake();
+    Ok(outcome)
+}
 
+/// The grant's released groups, and the locked transaction that records what this answer
+/// releases.
+struct Overlap<'a> {
+    conn: &'a mut AsyncPgConnection,
+    history: Arc<Vec<Released>>,
+    versions: &'a str,
+}
+
+/// Runs an accepted query and answers it: suppression, overlap control (aggregates), audit
+/// record and usage event.
+async fn answer(
+    state: &State,
+    caller: &Caller,
+    ws: &WorkspaceRow,
+    stored: &[workspaces::StoredRelation],
+    sql: &str,
+    checked: check::Checked,
+    overlap: Option<Overlap<'_>>,
+) -> Result<QueryOutcome> {
+    let grant = ws.grant_id;
     let run_started = Instant::now();
     let totals_key = checked.totals.as_ref().map(|t| {
         let versions: Vec<String> = stored.iter().map(|r| format!("{}@{}", r.name, r.dataset_version)).collect();
@@ -208,17 +252,17 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
         (Some(t), None) => Some(t.sql.as_str()),
         _ => None,
     };
-    let (texts, fresh_totals) = match execute(state, &ws, &checked.sql, totals_sql).await {
+    let (results, fresh_totals) = match execute(state, ws, &checked.sql, totals_sql).await {
         Ok(Some(t)) => t,
         Ok(None) => {
-            let e = refused(state, &ws, caller, sql, closed_refusal("closed")).await;
+            let e = refused(state, ws, caller, sql, closed_refusal("closed")).await;
             return Err(closed_error(e));
         }
         Err(Error::Data(e)) => {
             let reason = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
             state.metrics.queries.with_label_values(&["failed"]).inc();
             let rec = record(caller, grant, sql, "failed", "");
-            append_with_usage(state, &ws, rec, None).await?;
+            append_with_usage(state, ws, rec, None).await?;
             return Err(Error::QueryFailed(reason));
         }
         Err(e) => return Err(e),
@@ -226,9 +270,16 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
     let elapsed = run_started.elapsed();
     state.metrics.query_seconds.observe(elapsed.as_secs_f64());
 
-    let mut objects = Vec::with_capacity(texts.len());
+    let mut objects = Vec::with_capacity(results.len());
+    let mut row_sets = Vec::with_capacity(results.len());
     let mut bytes = 0usize;
-    for t in &texts {
+    for (t, ids) in results {
+        let mut set = RowSet::new();
+        for (slot, column) in checked.row_id_slots.iter().zip(ids) {
+            overlap::add_rows(&mut set, *slot, column.unwrap_or_default());
+        }
+        row_sets.push(set);
+        let t = &t;
         bytes += t.len();
         if bytes > MAX_RESULT_BYTES {
             return Err(Error::TooLarge(MAX_RESULT_BYTES));
@@ -240,6 +291,7 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
     let truncated = objects.len() as u64 >= checked.fetch;
     if truncated {
         objects.truncate((checked.fetch - 1) as usize);
+        row_sets.truncate(objects.len());
     }
     let count =
         |o: &serde_json::Map<String, serde_json::Value>, k: &str| o.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
@@ -260,6 +312,7 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
         }
         _ => None,
     };
+    let mut collisions = Vec::new();
     let (keep, rows_read) = match checked.shape {
         Shape::Aggregate { grouped } => {
             let groups: Vec<Group> = objects
@@ -279,12 +332,32 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
                 })
                 .collect();
             let read: u64 = groups.iter().map(|g| g.total).sum();
-            let hidden = suppress::suppressed(&groups, ws.min_group_size.max(0) as u64, grouped);
+            let min = ws.min_group_size.max(0) as u64;
+            let mut hidden = suppress::suppressed(&groups, min, grouped);
+            // Overlap control: a group that combines with an earlier answer into a small group
+            // goes too, and secondary suppression then covers it like any other.
+            if let Some(o) = &overlap {
+                let mut forced = vec![false; groups.len()];
+                for (i, set) in row_sets.iter().enumerate().filter(|(i, _)| !hidden[*i]) {
+                    if let Some(c) = overlap::collision(set, &o.history, min) {
+                        forced[i] = true;
+                        collisions.push(c);
+                    }
+                }
+                if !grouped && let Some(c) = collisions.first() {
+                    let r = overlap_refusal(c, min);
+                    return Err(refused(state, ws, caller, sql, r).await);
+                }
+                if forced.iter().any(|f| *f) {
+                    hidden = suppress::suppressed_with(&groups, min, grouped, &forced);
+                }
+            }
             (hidden.into_iter().map(|h| !h).collect::<Vec<_>>(), read)
         }
         Shape::Rows => (vec![true; objects.len()], objects.len() as u64),
     };
     let suppressed_groups = keep.iter().filter(|k| !**k).count();
+    let released_sets: Vec<RowSet> = row_sets.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(set, _)| set).collect();
     let rows: Vec<Vec<serde_json::Value>> = objects
         .into_iter()
         .zip(&keep)
@@ -312,12 +385,20 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
         at: Some(timestamp(chrono::Utc::now())),
         ..Default::default()
     };
-    let audit_seq = append_with_usage(state, &ws, rec, Some(usage)).await?;
+    let audit_seq = match overlap {
+        Some(o) => {
+            let seq = append_in(o.conn, &state.topic_prefix, &ws.jurisdiction, rec, Some(usage)).await?;
+            ReleasedGroups::append(o.conn, grant, o.versions, seq, &released_sets).await?;
+            seq
+        }
+        None => append_with_usage(state, ws, rec, Some(usage)).await?,
+    };
     Ok(QueryOutcome {
         columns: checked.columns,
         rows,
         shape: checked.shape,
         suppressed_groups,
+        overlaps: collisions,
         min_group_size: ws.min_group_size,
         min_group_rule: ws.min_group_rule.clone(),
         truncated,
@@ -328,38 +409,66 @@ pub async fn run(state: &State, caller: &Caller, grant: Uuid, sql: &str) -> Resu
 }
 
 /// The audit record and, for an executed query, its usage event, in one transaction.
-#[tracing::instrument(name = "sandbox.audit_append", skip_all, fields(db.system = "postgresql"))]
 async fn append_with_usage(state: &State, ws: &WorkspaceRow, rec: Record, usage: Option<UsageEvent>) -> Result<i64> {
-    let prefix = state.topic_prefix.clone();
-    let jurisdiction = ws.jurisdiction.clone();
     let mut conn = state.conn().await?;
     let c: &mut AsyncPgConnection = &mut conn;
     let seq = c
         .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
-            let seq = audit::append(c, &prefix, &jurisdiction, &rec).await?;
-            if let Some(mut u) = usage {
-                u.audit_seq = seq as u64;
-                let env = Envelope::wrap(
-                    EventMeta {
-                        event_type: "sandbox.usage.metered".into(),
-                        aggregate_id: u.grant_id.clone(),
-                        aggregate_version: seq as u64,
-                        producer: SERVICE.into(),
-                        jurisdiction: jurisdiction.clone(),
-                    },
-                    &u,
-                );
-                platform_messaging::outbox::enqueue(c, &format!("{prefix}{}", topics::SANDBOX_USAGE), &env).await?;
-            }
-            Ok(seq)
+            append_in(c, &state.topic_prefix, &ws.jurisdiction, rec, usage).await
         })
         .await?;
     state.relay.wake();
     Ok(seq)
 }
 
+/// Appends the audit record and its usage event in the caller's transaction.
+#[tracing::instrument(name = "sandbox.audit_append", skip_all, fields(db.system = "postgresql"))]
+async fn append_in(
+    c: &mut AsyncPgConnection,
+    prefix: &str,
+    jurisdiction: &str,
+    rec: Record,
+    usage: Option<UsageEvent>,
+) -> Result<i64> {
+    let seq = audit::append(c, prefix, jurisdiction, &rec).await?;
+    if let Some(mut u) = usage {
+        u.audit_seq = seq as u64;
+        let env = Envelope::wrap(
+            EventMeta {
+                event_type: "sandbox.usage.metered".into(),
+                aggregate_id: u.grant_id.clone(),
+                aggregate_version: seq as u64,
+                producer: SERVICE.into(),
+                jurisdiction: jurisdiction.to_string(),
+            },
+            &u,
+        );
+        platform_messaging::outbox::enqueue(c, &format!("{prefix}{}", topics::SANDBOX_USAGE), &env).await?;
+    }
+    Ok(seq)
+}
+
+/// The refusal of a single answer that would combine with earlier ones into a small group.
+fn overlap_refusal(c: &Collision, min: u64) -> Refusal {
+    let earlier: Vec<String> = c.earlier_audit_seqs.iter().map(|s| format!("#{s}")).collect();
+    Refusal {
+        check: "overlap",
+        rule: check::rules::RAW_DATA,
+        message: format!(
+            "combined with the earlier answer{} {} ({:?}), this answer would describe fewer than {min} rows",
+            if earlier.len() > 1 { "s" } else { "" },
+            earlier.join(" and "),
+            c.combination
+        ),
+        hint: "ask about groups that do not nearly coincide with, or barely overlap, earlier answers of this grant"
+            .into(),
+    }
+}
+
+/// A result row: its JSON text and, for aggregates, its row ids per relation read.
+type ResultRow = (String, Vec<Option<Vec<Option<i32>>>>);
 /// A query's result rows and, when asked for, its totals' rows (JSON texts).
-type Executed = (Vec<String>, Option<Vec<String>>);
+type Executed = (Vec<ResultRow>, Option<Vec<String>>);
 
 /// Runs the rewritten statement (and its totals statement, if given) as the workspace role;
 /// `None` when the workspace is closed.
@@ -389,5 +498,9 @@ async fn execute(state: &State, ws: &WorkspaceRow, sql: &str, totals: Option<&st
         None => None,
     };
     tx.commit().await?;
-    Ok(Some((rows.iter().map(|r| r.get::<_, String>(0)).collect(), totals)))
+    let rows = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), (1..r.len()).map(|i| r.get::<_, Option<Vec<Option<i32>>>>(i)).collect()))
+        .collect();
+    Ok(Some((rows, totals)))
 }

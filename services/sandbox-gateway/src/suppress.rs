@@ -36,7 +36,17 @@ impl Group {
 
 /// Which groups to drop, by position; `min` is the grant's minimum group size.
 pub fn suppressed(groups: &[Group], min: u64, grouped: bool) -> Vec<bool> {
-    let mut out: Vec<bool> = groups.iter().map(|g| g.n < min || g.singles_out(min)).collect();
+    suppressed_with(groups, min, grouped, &[])
+}
+
+/// As [`suppressed`], with the groups `forced` marks dropped as well (overlap control,
+/// [`crate::overlap`]): secondary suppression covers them like the others.
+pub fn suppressed_with(groups: &[Group], min: u64, grouped: bool, forced: &[bool]) -> Vec<bool> {
+    let mut out: Vec<bool> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| g.n < min || g.singles_out(min) || forced.get(i).copied().unwrap_or(false))
+        .collect();
     if !grouped {
         return out;
     }
@@ -91,6 +101,12 @@ mod tests {
     fn nothing_small_nothing_suppressed() {
         assert_eq!(suppressed(&[g(10), g(11)], 10, true), vec![false, false]);
         assert!(suppressed(&[], 10, true).is_empty());
+    }
+
+    #[test]
+    fn a_group_dropped_by_overlap_control_takes_the_next_smallest_with_it() {
+        let forced = [false, false, true, false];
+        assert_eq!(suppressed_with(&[g(30), g(20), g(25), g(40)], 10, true, &forced), vec![false, true, true, false]);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Record};
 use crate::catalog_view::Field;
-use crate::check::{Column, Relation};
+use crate::check::{Column, ROW_ID, Relation};
 
 /// `"name"` with embedded quotes doubled.
 pub fn quote_ident(name: &str) -> String {
@@ -219,9 +219,14 @@ async fn materialize(
                 .join(", ")
         ),
     };
-    diesel::sql_query(format!("CREATE TABLE {target} AS SELECT {} FROM {from}", select.join(", ")))
-        .execute(conn)
-        .await?;
+    // Each row gets an id (`__sbx_rid`, never visible to queries: the checks know only the
+    // granted columns) for overlap control's row sets; the relation never changes once built.
+    diesel::sql_query(format!(
+        "CREATE TABLE {target} AS SELECT (row_number() OVER ())::int4 AS {ROW_ID}, {} FROM {from}",
+        select.join(", ")
+    ))
+    .execute(conn)
+    .await?;
     diesel::sql_query(format!("GRANT SELECT ON {target} TO {}", quote_ident(role))).execute(conn).await?;
     Ok(Some(StoredRelation {
         name,
@@ -414,6 +419,11 @@ impl GrantHandler {
         }
         let q = quote_ident(&w.schema_name);
         diesel::sql_query(format!("DROP SCHEMA IF EXISTS {q} CASCADE")).execute(c).await?;
+        // The rows behind its released answers go with it (overlap control's history).
+        diesel::sql_query("DELETE FROM released_groups WHERE grant_id = $1")
+            .bind::<SqlUuid, _>(w.grant_id)
+            .execute(c)
+            .await?;
         diesel::sql_query(format!("DROP ROLE IF EXISTS {q}")).execute(c).await?;
         let retention = g.log_retention_months.max(1) as i32;
         diesel::sql_query(

@@ -258,6 +258,78 @@ async fn suspension_closes_at_once_and_reinstatement_reopens_zjk_34() {
     assert_eq!(p.query(&g, sql).await.status, 200);
 }
 
+/// Denning's tracker, the attack the first-contact review ran: over 1,000 people with minimum
+/// 10, `A OR B` (30 people), `A` (15) and `B` (18) are each allowed on their own, and
+/// `A + B − (A OR B)` would give the count and income total of the 3 people in `A AND B`, a
+/// group the gateway suppresses when asked directly. Overlap control refuses the third answer
+/// naming the earlier one it collides with (WF-26, ZJK-21), whoever of the grant's
+/// organisation asks it, after a restart too; the history goes with the workspace (ZJK-31).
+#[tokio::test]
+async fn a_tracker_split_across_users_and_a_restart_is_refused_at_its_third_answer_wf_26() {
+    let mut p = start().await;
+    let id = p.resource("XA-MZ-0001", "conditional", person_fields()).await;
+    assert_eq!(p.load(&id, "csv", people_csv(1000, 10)).await.status, 201);
+    let g = grant(&[&id], 10);
+    p.grant_event(&g, GrantChange::Granted, 1).await;
+    let total = |cond: &str| format!("SELECT count(*) AS n, sum(income) AS income FROM xa_mz_0001 WHERE {cond}");
+    // income is 3000.50 + row: A = rows 0–14, B = rows 12–29, A AND B = rows 12–14.
+    let (a, b) = ("income < 3015", "income > 3012 AND income < 3030");
+
+    let direct = p.query(&g, &total("income > 3012 AND income < 3015")).await;
+    assert_eq!((direct.status, direct.body["suppressed_groups"].as_u64()), (200, Some(1)), "{}", direct.body);
+
+    let union = p.query(&g, &total(&format!("{a} OR ({b})"))).await;
+    assert_eq!((union.status, union.body["rows"][0][0].as_i64()), (200, Some(30)), "{}", union.body);
+    let first = p.query(&g, &total(a)).await;
+    assert_eq!((first.status, first.body["rows"][0][0].as_i64()), (200, Some(15)), "{}", first.body);
+    let first_seq = first.body["audit_seq"].as_i64().unwrap();
+
+    // The gateway restarts: the history is in its database, not in the old process.
+    p.gateway.stop().await;
+    p.gateway = sandbox_gateway::run(p.settings.clone()).await.expect("gateway restarts");
+
+    // A partner working for the same organisation asks the third question.
+    let partner = kit::harness().issuer.token("partner-1", &org(Role::Operator, XIAN), XIAN, &[Role::Partner]).unwrap();
+    let third = p.query_as(&partner, &g, &total(b)).await;
+    assert_eq!(third.status, 422, "{}", third.body);
+    let refusal = &third.body["errors"][0];
+    assert_eq!((refusal["check"].as_str(), refusal["rule"].as_str()), (Some("overlap"), Some("ZJK-21")));
+    let message = refusal["message"].as_str().unwrap();
+    assert!(message.contains(&format!("#{first_seq}")), "names the earlier answer: {message}");
+    assert!(!message.contains("3012.5") && !message.contains("3013.5"), "never the rows: {message}");
+    let audited = p
+        .count(
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'query' AND decision = 'refused' AND rule = 'ZJK-21'",
+        )
+        .await;
+    assert_eq!(audited, 1, "the refusal is in the audit log");
+
+    // Groups clear of the earlier answers are released; a grouped answer loses only the groups
+    // that collide (ages 20–49 each hold one of rows 0–29, which `A OR B` described).
+    let clear = p.query(&g, "SELECT age, count(*) FROM xa_mz_0001 WHERE age >= 50 GROUP BY age").await;
+    assert_eq!(clear.status, 200, "{}", clear.body);
+    assert_eq!(
+        (clear.body["rows"].as_array().map(Vec::len), clear.body["suppressed_groups"].as_u64()),
+        (Some(20), Some(0))
+    );
+    let grouped = p.query(&g, "SELECT age, count(*) FROM xa_mz_0001 GROUP BY age").await;
+    assert_eq!(grouped.status, 200, "{}", grouped.body);
+    let overlaps = grouped.body["overlaps"].as_array().unwrap();
+    assert_eq!(overlaps.len(), 30, "{}", grouped.body);
+    assert!(overlaps.iter().all(|o| o["earlier_audit_seqs"].as_array().is_some_and(|s| !s.is_empty())));
+    let ages: Vec<i64> = grouped.body["rows"].as_array().unwrap().iter().filter_map(|r| r[0].as_i64()).collect();
+    assert_eq!(ages.len(), 20, "{}", grouped.body);
+    assert!(ages.iter().all(|a| *a >= 50), "{ages:?}");
+
+    let released = p.count(&format!("SELECT count(*) AS n FROM released_groups WHERE grant_id = '{}'", g.id)).await;
+    assert!(released >= 3, "each released group is kept ({released})");
+    let mut revoked = g.clone();
+    revoked.state = platform_events::authorization::GrantState::Revoked as i32;
+    p.grant_event(&revoked, GrantChange::Revoked, 2).await;
+    let kept = p.count(&format!("SELECT count(*) AS n FROM released_groups WHERE grant_id = '{}'", g.id)).await;
+    assert_eq!(kept, 0, "the history is destroyed with the workspace");
+}
+
 #[tokio::test]
 async fn revocation_destroys_the_workspace_and_records_it_zjk_31() {
     let p = start().await;

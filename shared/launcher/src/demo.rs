@@ -403,7 +403,8 @@ pub async fn active_agreement(
         "products": draft.products,
         "revenue_sharing": "收益按政府30%、运营机构70%分配，按年度考核结果动态调整",
         "term_start": today.to_string(),
-        "term_end": platform_calendar::add_months(today, draft.term_months).to_string(),
+        // The last day in force: a term of N months from D ends on D + N months − 1 day.
+        "term_end": authorization::domain::agreement::term_last_day(today, draft.term_months).to_string(),
     });
     let author = token(issuer, jurisdiction, Role::ImplementingInstitution)?;
     let id = create_when_known(http, format!("{authorization_url}/agreements"), &author, &body).await?;

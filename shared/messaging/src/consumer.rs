@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use platform_events::Envelope;
 use platform_settings::KafkaSettings;
 use platform_store::Pool;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
@@ -133,6 +133,8 @@ pub struct Consumer {
     name: String,
     pool: Pool,
     consumer: Arc<StreamConsumer<RebalanceNotify>>,
+    /// The lag measurement's own client of the group (see [`crate::lag`]).
+    lag_probe: Arc<BaseConsumer>,
     rebalanced: Arc<tokio::sync::Notify>,
     lag_refresh: Duration,
     dlq: FutureProducer,
@@ -180,6 +182,12 @@ impl Consumer {
             .create_with_context(RebalanceNotify(rebalanced.clone()))
             .map_err(|e| format!("consumer {name}: {e}"))?;
         consumer.subscribe(topics).map_err(|e| format!("consumer {name}: {e}"))?;
+        // Lag is read through a client of the group that never joins it (see crate::lag).
+        let lag_probe: BaseConsumer = crate::client_config(kafka)
+            .set("group.id", format!("{}.{}", kafka.group_prefix, name))
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| format!("lag probe {name}: {e}"))?;
         let dlq = crate::client_config(kafka)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -191,6 +199,7 @@ impl Consumer {
             name: name.to_string(),
             pool,
             consumer: Arc::new(consumer),
+            lag_probe: Arc::new(lag_probe),
             rebalanced,
             lag_refresh: LAG_REFRESH,
             dlq,
@@ -236,7 +245,8 @@ impl Consumer {
         use futures::FutureExt as _;
         let _lag = LagReporter {
             name: self.name.clone(),
-            consumer: self.consumer.clone(),
+            consumer: Arc::downgrade(&self.consumer),
+            probe: self.lag_probe.clone(),
             metrics: self.metrics.clone(),
             every: self.lag_refresh,
             rebalanced: self.rebalanced.clone(),

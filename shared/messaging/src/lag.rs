@@ -9,11 +9,11 @@
 //! partitions no longer assigned are removed, so a replica reports only what it owns.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::{ClientContext, Offset};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
 use crate::metrics::MessagingMetrics;
@@ -56,19 +56,18 @@ struct Measurement {
     lags: Vec<(Partition, i64)>,
 }
 
-/// Reads the assignment, the group's committed offsets and each partition's watermarks (broker
-/// round trips: call it on a blocking thread).
-fn measure<C: ConsumerContext>(consumer: &StreamConsumer<C>, name: &str) -> Result<Measurement, String> {
-    let assignment = consumer.assignment().map_err(|e| e.to_string())?;
+/// Reads the group's committed offsets and each partition's watermarks for `assignment`
+/// through the probe (broker round trips: call it on a blocking thread).
+fn measure(probe: &BaseConsumer, assignment: TopicPartitionList, name: &str) -> Result<Measurement, String> {
     let assigned: BTreeSet<Partition> =
         assignment.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
     if assigned.is_empty() {
         return Ok(Measurement { assigned, lags: Vec::new() });
     }
-    let committed = consumer.committed_offsets(assignment, BROKER_TIMEOUT).map_err(|e| e.to_string())?;
+    let committed = probe.committed_offsets(assignment, BROKER_TIMEOUT).map_err(|e| e.to_string())?;
     let mut lags = Vec::with_capacity(assigned.len());
     for e in committed.elements() {
-        match consumer.fetch_watermarks(e.topic(), e.partition(), BROKER_TIMEOUT) {
+        match probe.fetch_watermarks(e.topic(), e.partition(), BROKER_TIMEOUT) {
             Ok((low, high)) => {
                 lags.push(((e.topic().to_string(), e.partition()), partition_lag(e.offset(), low, high)))
             }
@@ -81,9 +80,15 @@ fn measure<C: ConsumerContext>(consumer: &StreamConsumer<C>, name: &str) -> Resu
 }
 
 /// The lag series one consumer exports, kept in step with its assignment.
+///
+/// It holds the consumer only weakly and asks the brokers through a probe of its own (a client
+/// of the same group that never joins it): the consumer is closed by its owner, never by this
+/// task. (A consumer whose last reference went with this task, at a runtime's shutdown, closed
+/// from there and hung in librdkafka's rebalance on close.)
 pub(crate) struct LagReporter<C: ConsumerContext + 'static> {
     pub(crate) name: String,
-    pub(crate) consumer: Arc<StreamConsumer<C>>,
+    pub(crate) consumer: Weak<StreamConsumer<C>>,
+    pub(crate) probe: Arc<BaseConsumer>,
     pub(crate) metrics: MessagingMetrics,
     pub(crate) every: Duration,
     pub(crate) rebalanced: Arc<Notify>,
@@ -126,9 +131,17 @@ impl<C: ConsumerContext + 'static> LagReporter<C> {
                 _ = tick.tick() => {}
                 _ = self.rebalanced.notified() => {}
             }
-            let consumer = self.consumer.clone();
-            let name = self.name.clone();
-            match tokio::task::spawn_blocking(move || measure(&consumer, &name)).await {
+            // The assignment is local state: read it and let the consumer go at once.
+            let assignment = match self.consumer.upgrade().map(|c| c.assignment()) {
+                Some(Ok(a)) => a,
+                Some(Err(e)) => {
+                    tracing::debug!(consumer = %self.name, error = %e, "assignment unavailable");
+                    continue;
+                }
+                None => return, // the consumer is gone
+            };
+            let (probe, name) = (self.probe.clone(), self.name.clone());
+            match tokio::task::spawn_blocking(move || measure(&probe, assignment, &name)).await {
                 Ok(Ok(m)) => self.export(&mut exported.lock().unwrap_or_else(|e| e.into_inner()), m),
                 Ok(Err(e)) => tracing::debug!(consumer = %self.name, error = %e, "lag not measured"),
                 Err(e) => tracing::warn!(consumer = %self.name, error = %e, "lag measurement failed"),

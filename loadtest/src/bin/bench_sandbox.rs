@@ -4,7 +4,11 @@
 //!     workspace role, suppression, audit, metering, HTTP) next to the same SQL run directly on
 //!     PostgreSQL over the same workspace table — target: median ratio ≤ 1.2;
 //! (g) the check-and-rewrite step alone — target: p99 < 1 ms;
-//! (h) revocation: grant event produced → first refused query — target: p99 < 1 s.
+//! (h) revocation: grant event produced → first refused query — target: p99 < 1 s;
+//! (i) overlap control (issue 22): the (f) queries through the gateway on a grant with 1,000
+//!     earlier released answers, next to the statement the gateway ran before it had overlap
+//!     control, directly on PostgreSQL — target: median ratio ≤ 1.3; and the memory the row sets
+//!     of 1,000 answers take.
 //!
 //! Plus the load throughput of the 1,000,000 rows (streamed CSV into COPY), for the record.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
@@ -209,6 +213,8 @@ async fn main() {
     let median = pct(&sorted(ratios), 0.5);
     println!("(f) median ratio gateway/direct: {median:.2} (target <= 1.2: {})", verdict(median <= 1.2));
 
+    overlap_control(&rig, &direct, big, rows).await;
+
     // (g) the check and rewrite alone, on the workspace's own relations.
     let relations = vec![sandbox_gateway::check::Relation {
         name: "people".into(),
@@ -264,4 +270,105 @@ async fn main() {
         verdict(p99 < 1000.0)
     );
     rig.gateway.stop().await;
+}
+
+/// (i): a grant whose history holds `BENCH_OVERLAP_ANSWERS` (1,000) released answers, the
+/// workspace's (district, age) cells (about 900 rows each over 1,000,000 rows), written the way
+/// the gateway writes them; then the (f) queries through the gateway on that grant against the
+/// statement the gateway ran before overlap control (`check_with(…, false)`), directly.
+async fn overlap_control(rig: &Rig, direct: &tokio_postgres::Client, resource: uuid::Uuid, rows: usize) {
+    let answers: usize = std::env::var("BENCH_OVERLAP_ANSWERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
+    let g = grant(resource);
+    rig.grant_event(&g, GrantChange::Granted, 1).await;
+    rig.opened(&g).await;
+    let grant_id = uuid::Uuid::parse_str(&g.id).unwrap();
+    let schema = format!("ws_{}", grant_id.simple());
+    let mut c = platform_store::conn(&rig.gateway.pool).await.unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Rels {
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        relations: serde_json::Value,
+    }
+    let rels: Rels = diesel::sql_query(format!("SELECT relations FROM workspaces WHERE grant_id = '{grant_id}'"))
+        .get_result(&mut c)
+        .await
+        .unwrap();
+    let stored: Vec<sandbox_gateway::workspaces::StoredRelation> = serde_json::from_value(rels.relations).unwrap();
+    let versions = sandbox_gateway::released::data_versions(&stored);
+    let cells = direct
+        .query(
+            &format!("SELECT array_agg(__sbx_rid) FROM {schema}.people GROUP BY district, age ORDER BY district, age"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut sets = Vec::with_capacity(answers);
+    for (i, row) in cells.iter().cycle().take(answers).enumerate() {
+        let mut set = sandbox_gateway::overlap::RowSet::new();
+        // Past the cells' count the same cells again, each as another answer's group.
+        sandbox_gateway::overlap::add_rows(&mut set, 0, row.get::<_, Vec<Option<i32>>>(0));
+        sets.push((-(answers as i64) + i as i64, set));
+    }
+    let bytes: usize = sets.iter().map(|(_, s)| s.serialized_size()).sum();
+    let cell_rows = sets.iter().map(|(_, s)| s.len()).sum::<u64>() / sets.len().max(1) as u64;
+    for chunk in sets.chunks(200) {
+        let mut tx = platform_store::conn(&rig.gateway.pool).await.unwrap();
+        for (seq, set) in chunk {
+            sandbox_gateway::released::ReleasedGroups::append(
+                &mut tx,
+                grant_id,
+                &versions,
+                *seq,
+                std::slice::from_ref(set),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    // One large group for scale: a district (1/16 of the rows), as (f)'s first query releases it.
+    let district = direct
+        .query(&format!("SELECT array_agg(__sbx_rid) FROM {schema}.people WHERE district = '区3'"), &[])
+        .await
+        .unwrap();
+    let mut large = sandbox_gateway::overlap::RowSet::new();
+    sandbox_gateway::overlap::add_rows(&mut large, 0, district[0].get::<_, Vec<Option<i32>>>(0));
+    println!(
+        "(i) memory: the row sets of {answers} answers of {cell_rows} rows each hold {:.1} MiB ({:.1} KiB per 1,000 rows \
+         released); one of {} rows (a district) {:.0} KiB, so 1,000 such answers {:.0} MiB",
+        bytes as f64 / 1048576.0,
+        bytes as f64 / 1024.0 / (answers as f64 * cell_rows as f64 / 1000.0),
+        large.len(),
+        large.serialized_size() as f64 / 1024.0,
+        large.serialized_size() as f64 * 1000.0 / 1048576.0
+    );
+
+    let relations: Vec<sandbox_gateway::check::Relation> = stored.iter().map(|r| r.for_check()).collect();
+    direct.batch_execute(&format!("SET search_path = {schema}")).await.unwrap();
+    let rounds = 5;
+    let mut ratios = Vec::new();
+    println!(
+        "(i) the (f) queries over {rows} rows with {answers} earlier answers in the grant's history, median of {rounds} runs:"
+    );
+    for sql in QUERIES {
+        let before = sandbox_gateway::check::check_with(sql, &relations, 10_000, false).unwrap().sql;
+        let (mut via, mut raw) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let (status, body) = rig.query(&g, sql).await;
+            assert_eq!(status, 200, "{sql}: {body}");
+            assert_eq!(body["overlaps"].as_array().map(Vec::len), Some(0), "{sql}: {body}");
+            via.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            direct.query(&before, &[]).await.unwrap();
+            raw.push(t.elapsed().as_secs_f64());
+        }
+        let (v, r) = (pct(&sorted(via), 0.5), pct(&sorted(raw), 0.5));
+        ratios.push(v / r);
+        println!("    {:>7.1} ms vs {:>7.1} ms  ratio {:.2}  {sql}", v * 1e3, r * 1e3, v / r);
+    }
+    let median = pct(&sorted(ratios), 0.5);
+    println!(
+        "(i) median ratio gateway with overlap control / the statement before it: {median:.2} (target <= 1.3: {})",
+        verdict(median <= 1.3)
+    );
 }

@@ -66,6 +66,30 @@ fn small(n: u64, min: u64) -> bool {
     n > 0 && n < min
 }
 
+/// What overlap control makes of a new group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// The same rows as a group released before: it reveals nothing new (and is not stored again).
+    Repeat,
+    /// May be released.
+    New,
+    /// May not be released.
+    Collides(Collision),
+}
+
+/// Judges `new` against the grant's released groups (see the module documentation).
+pub fn judge(new: &RowSet, earlier: &[Released], min: u64) -> Judgement {
+    let n = new.len();
+    // Answers are often asked again (a dashboard's refresh): an identical set is found first.
+    if earlier.iter().rev().any(|e| e.rows.len() == n && new.intersection_len(&e.rows) == n) {
+        return Judgement::Repeat;
+    }
+    match collision(new, earlier, min) {
+        Some(c) => Judgement::Collides(c),
+        None => Judgement::New,
+    }
+}
+
 /// The first earlier released group (or pair of the latest ones) with which `new` would single
 /// out between 1 and `min − 1` rows; `None` when `new` may be released.
 pub fn collision(new: &RowSet, earlier: &[Released], min: u64) -> Option<Collision> {
@@ -185,6 +209,14 @@ mod tests {
         let new = set(p.chain(q).chain(s));
         let c = collision(&new, &history, 10).unwrap();
         assert_eq!((c.earlier_audit_seqs, c.combination), (vec![1, 2], Combination::NewBeyondPair));
+    }
+
+    #[test]
+    fn an_answer_asked_again_is_a_repeat_and_reveals_nothing() {
+        let history = [released(1, 0..40), released(2, 0..39)];
+        assert_eq!(judge(&set(0..40), &history, 10), Judgement::Repeat);
+        assert!(matches!(judge(&set(0..41), &history, 10), Judgement::Collides(_)));
+        assert_eq!(judge(&set(100..200), &history, 10), Judgement::New);
     }
 
     #[test]

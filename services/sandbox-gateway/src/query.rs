@@ -20,7 +20,7 @@ use crate::audit::{self, Record, sha256_hex};
 use crate::check::{self, GROUP_KEY, GROUP_ROWS, GROUP_TOTAL, GROUP_WITHOUT, Refusal, Shape};
 use crate::errors::{Error, Result};
 use crate::limits::{MAX_RESULT_BYTES, MAX_ROWS, MAX_SQL_BYTES, STATEMENT_TIMEOUT_MS};
-use crate::overlap::{self, Collision, Released, RowSet};
+use crate::overlap::{self, Collision, Judgement, Released, RowSet};
 use crate::released::{self, ReleasedGroups};
 use crate::suppress::{self, Group};
 use crate::workspaces::{self, WorkspaceRow, quote_ident};
@@ -313,6 +313,8 @@ async fn answer(
         _ => None,
     };
     let mut collisions = Vec::new();
+    // Groups identical to one released before: answered, not stored again.
+    let mut repeats = vec![false; row_sets.len()];
     let (keep, rows_read) = match checked.shape {
         Shape::Aggregate { grouped } => {
             let groups: Vec<Group> = objects
@@ -339,9 +341,13 @@ async fn answer(
             if let Some(o) = &overlap {
                 let mut forced = vec![false; groups.len()];
                 for (i, set) in row_sets.iter().enumerate().filter(|(i, _)| !hidden[*i]) {
-                    if let Some(c) = overlap::collision(set, &o.history, min) {
-                        forced[i] = true;
-                        collisions.push(c);
+                    match overlap::judge(set, &o.history, min) {
+                        Judgement::Collides(c) => {
+                            forced[i] = true;
+                            collisions.push(c);
+                        }
+                        Judgement::Repeat => repeats[i] = true,
+                        Judgement::New => {}
                     }
                 }
                 if !grouped && let Some(c) = collisions.first() {
@@ -357,7 +363,12 @@ async fn answer(
         Shape::Rows => (vec![true; objects.len()], objects.len() as u64),
     };
     let suppressed_groups = keep.iter().filter(|k| !**k).count();
-    let released_sets: Vec<RowSet> = row_sets.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(set, _)| set).collect();
+    let released_sets: Vec<RowSet> = row_sets
+        .into_iter()
+        .zip(keep.iter().zip(&repeats))
+        .filter(|(_, (k, repeat))| **k && !**repeat)
+        .map(|(set, _)| set)
+        .collect();
     let rows: Vec<Vec<serde_json::Value>> = objects
         .into_iter()
         .zip(&keep)

@@ -72,7 +72,7 @@ impl ReleasedGroups {
             .await?;
         let upto = match self.lock().get(&grant) {
             Some(cached) if cached.versions == versions => cached.upto,
-            _ => 0,
+            _ => i64::MIN,
         };
         let rows: Vec<Row> = diesel::sql_query(
             "SELECT audit_seq, row_set FROM released_groups \
@@ -89,14 +89,11 @@ impl ReleasedGroups {
             fresh.push(Released { audit_seq: r.audit_seq, rows });
         }
         let mut cache = self.lock();
-        let entry = cache.entry(grant).or_insert_with(|| Cached {
-            versions: versions.to_string(),
-            upto: 0,
-            released: Arc::new(Vec::new()),
-            bytes: 0,
-        });
-        if entry.versions != versions || upto == 0 {
-            *entry = Cached { versions: versions.to_string(), upto: 0, released: Arc::new(Vec::new()), bytes: 0 };
+        let empty =
+            || Cached { versions: versions.to_string(), upto: i64::MIN, released: Arc::new(Vec::new()), bytes: 0 };
+        let entry = cache.entry(grant).or_insert_with(empty);
+        if entry.versions != versions || upto == i64::MIN {
+            *entry = empty();
         }
         if !fresh.is_empty() {
             entry.upto = fresh.last().map_or(entry.upto, |r| r.audit_seq);

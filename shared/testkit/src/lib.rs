@@ -195,20 +195,34 @@ where
 /// Produces `env` to platform topic `topic` (prefixed as `settings` say), keyed by its aggregate
 /// id, as another service would: for tests that play the part of a service not built yet.
 pub async fn publish(settings: &CommonSettings, topic: &str, env: &platform_events::Envelope) {
-    use prost::Message as _;
-    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka.brokers)
-        .set("linger.ms", "0")
-        .create()
-        .expect("producer");
-    let bytes = env.encode_to_vec();
-    producer
-        .send(
-            rdkafka::producer::FutureRecord::to(&settings.kafka.topic(topic)).key(&env.aggregate_id).payload(&bytes),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("event produced");
+    Publisher::new(settings).publish(topic, env).await;
+}
+
+/// A producer kept for many events (a new one connects and fetches metadata first, about 100 ms
+/// on the local broker: benchmarks that time an event's effect keep one).
+pub struct Publisher {
+    producer: rdkafka::producer::FutureProducer,
+    settings: CommonSettings,
+}
+
+impl Publisher {
+    pub fn new(settings: &CommonSettings) -> Publisher {
+        let producer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &settings.kafka.brokers)
+            .set("linger.ms", "0")
+            .create()
+            .expect("producer");
+        Publisher { producer, settings: settings.clone() }
+    }
+
+    /// As [`publish`], through this producer.
+    pub async fn publish(&self, topic: &str, env: &platform_events::Envelope) {
+        use prost::Message as _;
+        let bytes = env.encode_to_vec();
+        let topic = self.settings.kafka.topic(topic);
+        let record = rdkafka::producer::FutureRecord::to(&topic).key(&env.aggregate_id).payload(&bytes);
+        self.producer.send(record, Duration::from_secs(10)).await.expect("event produced");
+    }
 }
 
 /// A plain consumer of one topic, reading from the beginning: for tests that watch a topic.

@@ -16,6 +16,11 @@ dir="$CARGO_TARGET_DIR/$PROFILE"; [ "$PROFILE" = dev ] && dir="$CARGO_TARGET_DIR
 rm -rf "$PGDIR"
 url=$("$dir/platform" pg-start --dir "$PGDIR" --port "$PGPORT" | sed -n 's/^DATABASE_URL=//p')
 trap '"$dir/platform" pg-stop --dir "$PGDIR" --port "$PGPORT" >/dev/null 2>&1 || true' EXIT
+# The machine the figures come from: they are only comparable with figures from its like.
+mkdir -p "$CARGO_TARGET_DIR/bench"
+rm -f "$CARGO_TARGET_DIR/bench/figures.jsonl"
+machine="$(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, load average at start $(cut -d' ' -f1-3 /proc/loadavg), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "== make bench on $(hostname): $machine =="
 # BENCH_ONLY=sandbox runs the sandbox gateway's part alone; BENCH_ONLY=authorization skips the catalog's;
 # BENCH_ONLY=catalog runs (a) to (c), BENCH_ONLY=pipeline (a) alone.
 if [ "${BENCH_ONLY:-}" != sandbox ]; then
@@ -24,3 +29,14 @@ fi
 if [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY:-}" = sandbox ]; then
   PLATFORM_TEST_DATABASE_URL="$url" PLATFORM_TEST_LOG=error "$dir/bench_sandbox"
 fi
+
+# Every figure with its target, into target/bench/latest.json, then against the accepted ones.
+python3 - "$CARGO_TARGET_DIR/bench" "$machine" <<'PY'
+import json, sys, datetime
+folder, machine = sys.argv[1], sys.argv[2]
+figures = [json.loads(l) for l in open(f"{folder}/figures.jsonl", encoding="utf-8") if l.strip()]
+out = {"machine": machine, "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "figures": figures}
+json.dump(out, open(f"{folder}/latest.json", "w", encoding="utf-8"), ensure_ascii=False, indent=1)
+print(f"bench: {len(figures)} figures in {folder}/latest.json")
+PY
+python3 scripts/bench-compare.py "$CARGO_TARGET_DIR/bench/latest.json" docs/bench-accepted.json || true

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use futures::future::BoxFuture;
+use loadtest::{Target, median, pct, record, verdict};
 use platform_auth::Role;
 use platform_events::{Envelope, topics};
 use platform_messaging::{Consumer, Handler, HandlerError, MessagingMetrics};
@@ -71,14 +72,6 @@ fn content(i: usize) -> catalog::domain::resource::ResourceContent {
         "provenance": {"kind": "collected"}
     });
     serde_json::from_value(v).unwrap()
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 struct Rig {
@@ -494,10 +487,6 @@ async fn request_to_grant(rig: &AuthRig, total: usize, clients: usize) -> f64 {
     (total / clients * clients) as f64 / started.elapsed().as_secs_f64()
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok { "meets target" } else { "MISSES target" }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(4000);
@@ -538,7 +527,9 @@ async fn catalog_benches(n: usize) {
         println!(
             "(a) {writers} writer(s): outbox pipeline {pipeline:.0} events/s published->consumed vs a bare diesel insert loop of the same resource rows {bare:.0} rows/s ({events} each side; the baseline ran at {bare_before:.0} before and {bare_after:.0} after)"
         );
-        println!("    ratio {ratio:.2} (target >= 0.70): {}", verdict(ratio >= 0.7));
+        let met = record(&format!("a.pipeline_ratio_{writers}w"), ratio, "ratio", Target::AtLeast(0.7));
+        println!("    ratio {ratio:.2} (target >= 0.70): {}", verdict(met));
+        record(&format!("a.pipeline_events_per_s_{writers}w"), pipeline, "events/s", Target::None);
         println!(
             "    the same publish writes without outbox, relay or consumer: {domain:.0}/s; pipeline/that {:.2} (the cost of messaging itself)",
             pipeline / domain
@@ -559,11 +550,19 @@ async fn catalog_benches(n: usize) {
         return;
     }
 
-    let (p50, p99, count) = latency_at(&rig, 500, 10).await;
-    println!(
-        "(b) commit-to-consumer latency at 500 events/s over 10 s ({count} events): p50 {p50:.1} ms, p99 {p99:.1} ms (target p99 < 50 ms): {}",
-        verdict(p99 < 50.0)
-    );
+    // Latency figures are repeated three times and each run printed: one run of a noisy machine
+    // is not a figure (issue 19).
+    let mut p99s = Vec::new();
+    for run in 1..=3 {
+        let (p50, p99, count) = latency_at(&rig, 500, 10).await;
+        println!(
+            "(b) run {run}: commit-to-consumer latency at 500 events/s over 10 s ({count} events): p50 {p50:.1} ms, p99 {p99:.1} ms"
+        );
+        p99s.push(p99);
+    }
+    let p99 = median(&p99s);
+    let met = record("b.commit_to_consumer_p99_ms", p99, "ms", Target::AtMost(50.0));
+    println!("(b) median p99 of 3 runs {p99:.1} ms (target p99 < 50 ms): {}", verdict(met));
 
     load_resources(&rig.state.pool, 100_000).await;
     let base = rig.catalog.url();
@@ -580,14 +579,23 @@ async fn catalog_benches(n: usize) {
     .map(|q| format!("{base}{q}"))
     .collect();
     let rate: u64 = std::env::var("BENCH_SEARCH_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let (h50, h99, hn, _) = http_at(vec![format!("{base}/healthz")], token.clone(), rate, 5).await;
-    let (s50, s99, sn, errors) = http_at(queries, token, rate, 10).await;
+    let (mut search, mut health, mut failed) = (Vec::new(), Vec::new(), 0);
+    for run in 1..=3 {
+        let (h50, h99, hn, _) = http_at(vec![format!("{base}/healthz")], token.clone(), rate, 5).await;
+        let (s50, s99, sn, errors) = http_at(queries.clone(), token.clone(), rate, 10).await;
+        println!(
+            "(c) run {run}: HTTP search at {rate} req/s over 100,000 resources ({sn} requests, {errors} errors): p50 {s50:.1} ms, p99 {s99:.1} ms; /healthz ({hn} requests) p50 {h50:.1} ms, p99 {h99:.1} ms"
+        );
+        search.push(s99);
+        health.push(h99);
+        failed += errors;
+    }
+    let (s99, h99) = (median(&search), median(&health));
+    let met = record("c.search_p99_ms", s99, "ms", Target::AtMost(20.0)) && failed == 0;
+    record("c.healthz_p99_ms", h99, "ms", Target::None);
     println!(
-        "(c) HTTP search at {rate} req/s over 100,000 resources ({sn} requests, {errors} errors): p50 {s50:.1} ms, p99 {s99:.1} ms (target p99 < 20 ms): {}",
-        verdict(s99 < 20.0 && errors == 0)
-    );
-    println!(
-        "    baseline /healthz at {rate} req/s ({hn} requests): p50 {h50:.1} ms, p99 {h99:.1} ms; search/healthz p99 ratio {:.1}",
+        "(c) median p99 of 3 runs: search {s99:.1} ms, {failed} errors (target p99 < 20 ms, no errors): {}; /healthz {h99:.1} ms, ratio {:.1}",
+        verdict(met),
         s99 / h99
     );
 
@@ -620,11 +628,12 @@ async fn authorization_benches() {
         t3.as_secs_f64() * 1000.0,
         t3.as_secs_f64() / t2.as_secs_f64(),
         t4.as_secs_f64(),
-        verdict(t4.as_secs_f64() < 5.0)
+        verdict(record("d.sweep_100k_due_s", t4.as_secs_f64(), "s", Target::AtMost(5.0)))
     );
 
     // (e) request -> grant over HTTP.
     let rate = request_to_grant(&big, 400, 8).await;
+    record("e.grants_per_s", rate, "grants/s", Target::None);
     println!(
         "(e) scenario request -> two approvals -> grant over HTTP, 8 clients: {rate:.0} grants/s (3 requests each)"
     );

@@ -17,6 +17,9 @@ if [ ! -x "$CARGO_TARGET_DIR/debug/platform" ]; then
        "(later runs rebuild only what changed); the tests then take about 5 minutes."
 fi
 cargo build --workspace --all-targets --locked
+# ACRO 1.0.2 for the output checks' differential test (shared/output-checks), once.
+bash scripts/acro-venv.sh
+export ACRO_PYTHON="$CARGO_TARGET_DIR/acro-venv/bin/python"
 # A server left running by an interrupted run would hold the port: stop it before starting afresh.
 "$CARGO_TARGET_DIR/debug/platform" pg-stop --dir "$PGDIR" --port "$PGPORT" >/dev/null 2>&1 || true
 rm -rf "$PGDIR"

@@ -49,7 +49,10 @@ pub fn derivable_by_margins(cells: &[Cell], suppressed: &[bool]) -> Vec<Derivati
 
     let mut unknown: Vec<bool> = (0..cells.len()).map(|i| suppressed.get(i).copied().unwrap_or(false)).collect();
     let mut unknowns: Vec<usize> = cells_of.iter().map(|cs| cs.iter().filter(|&&c| unknown[c]).count()).collect();
-    let mut queue: VecDeque<usize> = (0..margins.len()).filter(|&m| unknowns[m] == 1).collect();
+    // The narrowest margins first, so that a finding names a row or column before the grand total.
+    let mut first: Vec<usize> = (0..margins.len()).filter(|&m| unknowns[m] == 1).collect();
+    first.sort_by_key(|&m| (margins[m].iter().filter(|k| k.is_none()).count(), m));
+    let mut queue: VecDeque<usize> = first.into();
     let mut derived = Vec::new();
     while let Some(m) = queue.pop_front() {
         if unknowns[m] != 1 {
@@ -130,12 +133,12 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_suppressed_cell_is_derived_from_its_row_total_wf_26() {
+    fn a_lone_suppressed_cell_is_derived_from_its_column_total_wf_26() {
         let (cells, flags) = grid(&[(1, 2)], 3, 3);
         let d = derivable_by_margins(&cells, &flags);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].cell_keys, vec!["r1", "c2"]);
-        assert_eq!(d[0].margin, vec![Some("r1".to_owned()), None]);
+        assert_eq!(d[0].margin, vec![None, Some("c2".to_owned())]);
     }
 
     #[test]

@@ -121,16 +121,20 @@ impl Table {
         let mut interned: Vec<HashMap<&'a str, usize>> = vec![HashMap::new(); dims];
         let mut groups: HashMap<Vec<usize>, (u64, Vec<f64>)> = HashMap::new();
         let keep_values = statistic != Statistic::Count;
+        let mut ids: Vec<usize> = Vec::with_capacity(dims);
         for (keys, value) in rows {
             let keys = keys.as_ref();
-            let ids: Vec<usize> = (0..dims)
-                .map(|d| {
-                    let key = keys.get(d).copied().unwrap_or("");
-                    let seen = interned[d].len();
-                    *interned[d].entry(key).or_insert(seen)
-                })
-                .collect();
-            let group = groups.entry(ids).or_default();
+            ids.clear();
+            ids.extend((0..dims).map(|d| {
+                let key = keys.get(d).copied().unwrap_or("");
+                let seen = interned[d].len();
+                *interned[d].entry(key).or_insert(seen)
+            }));
+            // A new key vector is allocated only for a group not seen yet.
+            let group = match groups.get_mut(ids.as_slice()) {
+                Some(group) => group,
+                None => groups.entry(ids.clone()).or_default(),
+            };
             group.0 += 1;
             if keep_values {
                 group.1.push(value);

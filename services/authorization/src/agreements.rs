@@ -160,51 +160,64 @@ pub async fn create(s: &State, caller: &Caller, input: AgreementInput) -> Result
     let conn: &mut AsyncPgConnection = &mut pooled;
     let row = conn
         .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
-            let profile_row = ProfileRow::current(c, caller.jurisdiction()).await?;
-            check(c, caller.jurisdiction(), &profile_row.profile()?, &input).await?;
-            let now = Utc::now();
-            let mut row = AgreementRow {
-                id: Uuid::now_v7(),
-                jurisdiction: caller.jurisdiction().into(),
-                plan_id: input.plan_id,
-                operator_org: input.operator_org.trim().into(),
-                operator_name: input.operator_name.trim().into(),
-                state: AgreementState::Draft.as_str().into(),
-                scope: scope_json(&input.scope),
-                resource_ids: input.scope.iter().map(|s| s.resource_id).collect(),
-                products: serde_json::to_value(&input.products).unwrap_or_default(),
-                revenue_sharing: input.revenue_sharing.filter(|r| !r.trim().is_empty()),
-                finance_opinion: None,
-                term_start: input.term_start,
-                term_end: input.term_end,
-                profile_version: profile_row.version,
-                signed_at: None,
-                filing_due: None,
-                filing_due_provisional: false,
-                filing_rule: None,
-                filed_at: None,
-                renewal_requested_at: None,
-                termination_reason: None,
-                logs_retained_until: None,
-                selection_id: input.selection_id,
-                event_seq: 0,
-                created_by: caller.subject().into(),
-                created_at: now,
-                updated_at: now,
-            };
-            if let Some(sel) = input.selection_id {
-                crate::selections::for_agreement(c, &prefix, caller.subject(), sel, &row).await?;
-            }
-            row.insert(c).await?;
-            record(c, &prefix, &mut row, None, caller.subject(), "drafted".into()).await?;
-            Ok(row)
+            draft_in(c, &prefix, caller, input, "drafted".into()).await
         })
         .await?;
     s.relay.wake();
     Agreement::from_row(row, Vec::new())
 }
 
-async fn own(c: &mut AsyncPgConnection, caller: &Caller, id: Uuid) -> Result<AgreementRow> {
+/// Drafts an agreement under the caller's jurisdiction's current profile, checked as any draft is;
+/// `reason` is its first step's.
+pub(crate) async fn draft_in(
+    c: &mut AsyncPgConnection,
+    prefix: &str,
+    caller: &Caller,
+    input: AgreementInput,
+    reason: String,
+) -> Result<AgreementRow> {
+    let profile_row = ProfileRow::current(c, caller.jurisdiction()).await?;
+    check(c, caller.jurisdiction(), &profile_row.profile()?, &input).await?;
+    let now = Utc::now();
+    let mut row = AgreementRow {
+        id: Uuid::now_v7(),
+        jurisdiction: caller.jurisdiction().into(),
+        plan_id: input.plan_id,
+        operator_org: input.operator_org.trim().into(),
+        operator_name: input.operator_name.trim().into(),
+        state: AgreementState::Draft.as_str().into(),
+        scope: scope_json(&input.scope),
+        resource_ids: input.scope.iter().map(|s| s.resource_id).collect(),
+        products: serde_json::to_value(&input.products).unwrap_or_default(),
+        revenue_sharing: input.revenue_sharing.filter(|r| !r.trim().is_empty()),
+        finance_opinion: None,
+        term_start: input.term_start,
+        term_end: input.term_end,
+        profile_version: profile_row.version,
+        signed_at: None,
+        filing_due: None,
+        filing_due_provisional: false,
+        filing_rule: None,
+        filed_at: None,
+        renewal_requested_at: None,
+        termination_reason: None,
+        logs_retained_until: None,
+        selection_id: input.selection_id,
+        event_seq: 0,
+        created_by: caller.subject().into(),
+        created_at: now,
+        updated_at: now,
+    };
+    if let Some(sel) = input.selection_id {
+        crate::selections::for_agreement(c, prefix, caller.subject(), sel, &row).await?;
+    }
+    row.insert(c).await?;
+    record(c, prefix, &mut row, None, caller.subject(), reason).await?;
+    Ok(row)
+}
+
+/// The agreement of the caller's jurisdiction, locked.
+pub(crate) async fn own(c: &mut AsyncPgConnection, caller: &Caller, id: Uuid) -> Result<AgreementRow> {
     let row = AgreementRow::find(c, id, true).await?;
     if row.jurisdiction != caller.jurisdiction() {
         return Err(Error::AgreementNotFound(id));
@@ -401,9 +414,9 @@ pub async fn expire_due(s: &State, batch: i64) -> Result<usize> {
     }
 }
 
-pub async fn get(s: &State, caller: &Caller, id: Uuid) -> Result<Agreement> {
-    let mut c = platform_store::conn(&s.pool).await?;
-    let row = AgreementRow::find(&mut c, id, false).await?;
+/// The agreement as the caller may see it: an operator its own, others their jurisdiction's.
+pub async fn find_visible(c: &mut AsyncPgConnection, caller: &Caller, id: Uuid) -> Result<AgreementRow> {
+    let row = AgreementRow::find(c, id, false).await?;
     let visible = if caller.has(Role::Operator) {
         row.operator_org == caller.org()
     } else {
@@ -412,6 +425,12 @@ pub async fn get(s: &State, caller: &Caller, id: Uuid) -> Result<Agreement> {
     if !visible {
         return Err(Error::AgreementNotFound(id));
     }
+    Ok(row)
+}
+
+pub async fn get(s: &State, caller: &Caller, id: Uuid) -> Result<Agreement> {
+    let mut c = platform_store::conn(&s.pool).await?;
+    let row = find_visible(&mut c, caller, id).await?;
     let steps = AgreementStep::find_by_agreement(&mut c, id).await?;
     Agreement::from_row(row, steps)
 }

@@ -47,9 +47,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/agreements/{id}", web::get().to(get_agreement))
         .route("/agreements/{id}/finance-opinion", web::post().to(finance_opinion))
         .route("/agreements/{id}/renewal", web::post().to(request_renewal))
+        .route("/agreements/{id}/evaluations", web::post().to(evaluate_operator))
+        .route("/agreements/{id}/evaluations", web::get().to(list_evaluations))
+        .route("/agreements/{id}/renewal-decision", web::post().to(decide_renewal))
+        .route("/agreements/{id}/harm-report", web::post().to(report_harm))
         .route("/agreements/{id}/sub-authorizations", web::post().to(create_sub_authorization))
         .route("/sub-authorizations", web::get().to(list_sub_authorizations))
         .route("/sub-authorizations/{id}/report", web::post().to(report_sub_authorization))
+        .route("/sub-authorizations/{id}/renewal", web::post().to(apply_for_sub_renewal))
+        .route("/sub-authorizations/{id}/re-sign", web::post().to(re_sign_sub_authorization))
         .route("/agreements/{id}/{action}", web::post().to(agreement_step))
         .route("/data-requests", web::post().to(create_request))
         .route("/data-requests/{id}/decision", web::post().to(decide_request))
@@ -217,6 +223,58 @@ async fn request_renewal(caller: Caller, s: web::Data<State>, id: web::Path<Uuid
     Ok(HttpResponse::Ok().json(agreements::request_renewal(&s, &caller, *id).await?))
 }
 
+use crate::evaluations::{self as eval, Evaluation, RenewalDecision};
+
+/// Who records evaluations and decides renewal after expiry: the implementing institution (LZ-6 (三), LZ-11).
+pub const EVALUATORS: &[Role] = &[Role::ImplementingInstitution];
+const EVALUATION_READERS: &[Role] = &[Role::ImplementingInstitution, Role::DataAdmin, Role::Operator];
+
+#[utoipa::path(post, path = "/agreements/{id}/evaluations", request_body = eval::EvaluationInput,
+    responses((status = 201, body = Evaluation), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "Record a performance evaluation of the operator: revenue, cost control, profitability, contribution (implementing_institution; LZ-6, LZ-11).")]
+async fn evaluate_operator(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<eval::EvaluationInput>,
+) -> Reply {
+    caller.require(EVALUATORS)?;
+    Ok(HttpResponse::Created().json(eval::evaluate(&s, &caller, *id, body.0).await?))
+}
+
+#[utoipa::path(get, path = "/agreements/{id}/evaluations", responses((status = 200, body = Vec<Evaluation>), (status = 404, body = Problem)),
+    security(("bearer" = [])), description = "An agreement's evaluations (implementing_institution, data_admin; the operator its own).")]
+async fn list_evaluations(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>) -> Reply {
+    caller.require(EVALUATION_READERS)?;
+    Ok(HttpResponse::Ok().json(eval::list(&s, &caller, *id).await?))
+}
+
+#[utoipa::path(post, path = "/agreements/{id}/renewal-decision", request_body = eval::DecisionInput,
+    responses((status = 200, body = RenewalDecision), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "After the term ended, renew (a new agreement of the profile's fixed term) or refuse, on an evaluation and market demand (implementing_institution; LZ-6, LZ-11). Refused during the term, without an evaluation, and where renewal is applied for (NS-15).")]
+async fn decide_renewal(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<eval::DecisionInput>,
+) -> Reply {
+    caller.require(EVALUATORS)?;
+    Ok(HttpResponse::Ok().json(eval::decide(&s, &caller, *id, body.0).await?))
+}
+
+#[utoipa::path(post, path = "/agreements/{id}/harm-report", request_body = crate::harm_reports::HarmReportInput,
+    responses((status = 201, body = crate::store::CaseRow), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "The operator found harm to national security, the public interest, personal information or trade secrets: the grants concerned stop at once and a supervision case reports it (operator; NS-26).")]
+async fn report_harm(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<crate::harm_reports::HarmReportInput>,
+) -> Reply {
+    caller.require(&[Role::Operator])?;
+    Ok(HttpResponse::Created().json(crate::harm_reports::report(&s, &caller, *id, body.0).await?))
+}
+
 #[utoipa::path(post, path = "/agreements/{id}/{action}", request_body = ReasonBody,
     params(("action" = AgreementAction, Path, description = "sign | activate (implementing_institution); suspend | reinstate | terminate (data_admin)")),
     responses((status = 200, body = Agreement), (status = 409, body = Problem), (status = 422, body = Problem)),
@@ -378,6 +436,26 @@ async fn report_sub_authorization(caller: Caller, s: web::Data<State>, id: web::
     Ok(HttpResponse::Ok().json(crate::sub_authorizations::report(&s, &caller, *id).await?))
 }
 
+#[utoipa::path(post, path = "/sub-authorizations/{id}/renewal", responses((status = 200, body = crate::sub_authorizations::SubAuthorization), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "The partner applies to the primary operator to sign again, within the last 3 months of its term (partner; ZJK-17).")]
+async fn apply_for_sub_renewal(caller: Caller, s: web::Data<State>, id: web::Path<Uuid>) -> Reply {
+    caller.require(&[Role::Partner])?;
+    Ok(HttpResponse::Ok().json(crate::sub_authorizations::apply_for_renewal(&s, &caller, *id).await?))
+}
+
+#[utoipa::path(post, path = "/sub-authorizations/{id}/re-sign", request_body = crate::sub_authorizations::ReSignInput,
+    responses((status = 201, body = crate::sub_authorizations::SubAuthorization), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "The primary operator re-signs on the partner's application: a new sub-authorization from the day after the old one's last day, at most 3 years and within its own agreement (operator; ZJK-17).")]
+async fn re_sign_sub_authorization(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<crate::sub_authorizations::ReSignInput>,
+) -> Reply {
+    caller.require(&[Role::Operator])?;
+    Ok(HttpResponse::Created().json(crate::sub_authorizations::re_sign(&s, &caller, *id, body.0).await?))
+}
+
 #[utoipa::path(get, path = "/sub-authorizations", responses((status = 200, body = Vec<crate::sub_authorizations::SubAuthorization>)),
     security(("bearer" = [])), description = "Sub-authorizations: an operator's own, a partner's, or the jurisdiction's.")]
 async fn list_sub_authorizations(caller: Caller, s: web::Data<State>) -> Reply {
@@ -524,6 +602,7 @@ async fn deregister_staff(caller: Caller, s: web::Data<State>, id: web::Path<Uui
     info(title = "Authorization service", description = "公共数据资源授权运营: policy profiles, implementation plans, agreements."),
     paths(list_profiles, get_profile, create_plan, list_plans, get_plan, update_plan, change_plan, plan_step,
         create_agreement, list_agreements, get_agreement, finance_opinion, request_renewal, agreement_step,
+        evaluate_operator, list_evaluations, decide_renewal, report_harm, apply_for_sub_renewal, re_sign_sub_authorization,
         create_request, decide_request, compliance_report, joint_review, list_grants, get_grant, open_case, case_step,
         list_cases, get_case, list_sandbox_alerts,
         list_city_filings, create_sub_authorization, report_sub_authorization, list_sub_authorizations,

@@ -119,6 +119,14 @@ pub async fn request(s: &State, caller: &Caller, input: RequestInput) -> Result<
                         "ZJK-17",
                     ));
                 }
+                if sub.term_start > platform_calendar::today_in_china() {
+                    return Err(refused(
+                        "sub-authorization-not-started",
+                        "sub_authorization_id",
+                        format!("the sub-authorization is in force from {}", sub.term_start),
+                        "ZJK-17",
+                    ));
+                }
                 (sub.scope.clone(), sub.term_end, "ZJK-17")
             }
             None if a.operator_org == caller.org() => {
@@ -320,8 +328,10 @@ async fn grant_if_complete(c: &mut AsyncPgConnection, prefix: &str, r: &mut Requ
 
 /// The case in rectification that closed the operator's access, if any (ZJK-34: closed while it
 /// rectifies; SX-23: where the department decided to close it). Its rule is the case's.
+/// The undecided case that closed the operator's access: by rectification (ZJK-34, SX-23) or,
+/// still open, by the operator's own report (NS-26).
 fn access_closed_by(cases: &[CaseRow]) -> Option<&CaseRow> {
-    cases.iter().find(|k| k.state == "rectification" && k.access_rule.is_some())
+    cases.iter().find(|k| matches!(k.state.as_str(), "open" | "rectification") && k.access_rule.is_some())
 }
 
 /// The implementing institution or the data source unit decides (WF-18).
@@ -625,6 +635,10 @@ pub async fn case_step(
                             &format!("rectification ordered; access closed under {rule_id}: {n} grant(s) suspended"),
                         );
                         case.access_rule = Some(rule_id);
+                    } else if let Some(rule_id) = case.access_rule.clone() {
+                        // Stopped on the operator's own report (NS-26): it stays stopped.
+                        let what = format!("rectification ordered; access stays closed under {rule_id}");
+                        note(&mut case, caller.subject(), &what);
                     } else {
                         note(&mut case, caller.subject(), "rectification ordered; access left open");
                     }
@@ -647,6 +661,9 @@ pub async fn case_step(
                 }
                 CaseAction::Fail => {
                     let n = follow_agreement(c, &prefix, agreement.id, "terminated", caller.subject(), &reason).await?;
+                    // Its partners hold nothing beyond it (ZJK-17, ZJK-35).
+                    crate::sub_authorizations::follow_agreement(c, &prefix, agreement.id, caller.subject(), &reason)
+                        .await?;
                     if matches!(agreement.state.as_str(), "signed" | "active" | "suspended") {
                         let previous = agreement.state.clone();
                         let months = profile.values.log_retention_months.as_ref().map(|m| m.value).unwrap_or(6).max(6);

@@ -39,6 +39,9 @@ diesel::table! {
         event_seq -> Integer,
         ended_at -> Nullable<Timestamptz>,
         end_reason -> Nullable<Text>,
+        renewal_requested_at -> Nullable<Timestamptz>,
+        renews -> Nullable<Uuid>,
+        renewed_as -> Nullable<Uuid>,
     }
 }
 
@@ -70,6 +73,12 @@ pub struct SubAuthorization {
     pub event_seq: i32,
     pub ended_at: Option<chrono::DateTime<Utc>>,
     pub end_reason: Option<String>,
+    /// When the partner applied to sign again (ZJK-17: in the last 3 months of the term).
+    pub renewal_requested_at: Option<chrono::DateTime<Utc>>,
+    /// The sub-authorization this one re-signs (it starts the day after that one's last day).
+    pub renews: Option<Uuid>,
+    /// The sub-authorization that re-signed this one.
+    pub renewed_as: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -123,7 +132,7 @@ pub async fn create(
     let conn: &mut AsyncPgConnection = &mut pooled;
     let row = conn
         .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
-            create_in(c, &s.topic_prefix, caller, agreement_id, input).await
+            create_in(c, &s.topic_prefix, caller, agreement_id, input, None).await
         })
         .await?;
     s.relay.wake();
@@ -136,6 +145,7 @@ async fn create_in(
     caller: &Caller,
     agreement_id: Uuid,
     input: SubAuthorizationInput,
+    renews: Option<Uuid>,
 ) -> Result<SubAuthorization> {
     // The agreement is locked so that its end cannot pass a sub-authorization being made.
     let a = AgreementRow::find(c, agreement_id, true).await?;
@@ -206,13 +216,20 @@ async fn create_in(
         event_seq: 0,
         ended_at: None,
         end_reason: None,
+        renewal_requested_at: None,
+        renews,
+        renewed_as: None,
     };
-    let (change, reason) = if must_report {
-        (SubAuthorizationChange::Created, "made; takes effect once reported")
+    let (change, effect) = if must_report {
+        (SubAuthorizationChange::Created, "takes effect once reported")
     } else {
-        (SubAuthorizationChange::Effective, "made and effective")
+        (SubAuthorizationChange::Effective, "effective")
     };
-    events::sub_authorization_changed(c, topic_prefix, &mut row, change, caller.subject(), reason).await?;
+    let reason = match renews {
+        Some(old) => format!("re-signed on the partner's application, renewing {old}; {effect}"),
+        None => format!("made; {effect}"),
+    };
+    events::sub_authorization_changed(c, topic_prefix, &mut row, change, caller.subject(), &reason).await?;
     diesel::insert_into(sub_authorizations::table).values(&row).execute(c).await?;
     Ok(row)
 }
@@ -225,10 +242,7 @@ pub async fn report(s: &State, caller: &Caller, id: Uuid) -> Result<SubAuthoriza
         .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
             let mut row = find_for_update(c, id).await?;
             if row.operator_org != caller.org() {
-                return Err(Error::Invalid {
-                    field: "id".into(),
-                    reason: "not a sub-authorization of the caller".into(),
-                });
+                return Err(not_the_callers(id));
             }
             if row.state != "pending_report" {
                 return Err(Error::Conflict {
@@ -247,6 +261,110 @@ pub async fn report(s: &State, caller: &Caller, id: Uuid) -> Result<SubAuthoriza
         .await?;
     s.relay.wake();
     Ok(row)
+}
+
+/// What the primary operator writes when it re-signs: the new term's last day in force. It starts
+/// the day after the old term's last day; scope and scenario carry over.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReSignInput {
+    /// The last day in force (inclusive) of the new term (ZJK-17: at most 3 years from its start,
+    /// and within the primary's own agreement).
+    pub term_end: NaiveDate,
+}
+
+/// The rule under which a partner applies to sign again: the profile's secondary window (ZJK-17),
+/// else the rule its sub-authorization was made under (NS-19), else the platform's.
+fn renewal_rule(profile: &platform_policy::Profile, row: &SubAuthorization) -> String {
+    profile
+        .values
+        .secondary_renewal_window_months
+        .as_ref()
+        .map(|w| w.rule.clone())
+        .or_else(|| row.rule.clone())
+        .unwrap_or_else(|| platform_policy::PLATFORM_DEFAULT.into())
+}
+
+/// The partner applies to the primary operator to sign its sub-authorization again, inside the
+/// profile's window before its last day (ZJK-17: 期限届满前3个月内向一级开发运营主体申请重新签订).
+/// Nothing is published: the re-signing is (a new sub-authorization's CREATED or EFFECTIVE).
+pub async fn apply_for_renewal(s: &State, caller: &Caller, id: Uuid) -> Result<SubAuthorization> {
+    let mut pooled = platform_store::conn(&s.pool).await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    conn.transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+        let mut row = find_for_update(c, id).await?;
+        if row.partner_org != caller.org() {
+            return Err(not_the_callers(id));
+        }
+        if row.state != "effective" || row.renewal_requested_at.is_some() {
+            return Err(Error::Conflict {
+                state: row.state,
+                reason: "an effective sub-authorization is renewed once, on one application".into(),
+            });
+        }
+        let a = AgreementRow::find(c, row.agreement_id, false).await?;
+        let profile = ProfileRow::find(c, &a.jurisdiction, a.profile_version).await?.profile()?;
+        crate::domain::agreement::check_secondary_renewal(platform_calendar::today_in_china(), row.term_end, &profile)
+            .map_err(|t| refused("outside-renewal-window", None, t.reason, t.rule))?;
+        row.renewal_requested_at = Some(Utc::now());
+        row.save(c).await?;
+        Ok(row)
+    })
+    .await
+}
+
+/// The primary operator re-signs on the partner's application (ZJK-17): a new sub-authorization
+/// for the same partner, scenario and scope from the day after the old one's last day, within the
+/// secondary maximum and its own agreement's term, reported before it takes effect where the
+/// profile says so. The old one runs to its own last day.
+pub async fn re_sign(s: &State, caller: &Caller, id: Uuid, input: ReSignInput) -> Result<SubAuthorization> {
+    let mut pooled = platform_store::conn(&s.pool).await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let row = conn
+        .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+            // The agreement first, as everything that ends sub-authorizations locks it.
+            let agreement_id = find(c, id).await?.agreement_id;
+            AgreementRow::find(c, agreement_id, true).await?;
+            let mut old = find_for_update(c, id).await?;
+            if old.operator_org != caller.org() {
+                return Err(not_the_callers(id));
+            }
+            if old.state == "ended" || old.renewed_as.is_some() {
+                return Err(Error::Conflict {
+                    state: old.state,
+                    reason: "a sub-authorization in force and not yet re-signed is re-signed".into(),
+                });
+            }
+            if old.renewal_requested_at.is_none() {
+                let a = AgreementRow::find(c, old.agreement_id, false).await?;
+                let profile = ProfileRow::find(c, &a.jurisdiction, a.profile_version).await?.profile()?;
+                return Err(refused(
+                    "renewal-not-applied-for",
+                    None,
+                    "the partner applies to sign again before the primary operator re-signs",
+                    renewal_rule(&profile, &old),
+                ));
+            }
+            let next = SubAuthorizationInput {
+                partner_org: old.partner_org.clone(),
+                partner_name: old.partner_name.clone(),
+                scenario: old.scenario.clone(),
+                scope: serde_json::from_value(old.scope.clone()).unwrap_or_default(),
+                term_start: old.term_end.succ_opt().unwrap_or(old.term_end),
+                term_end: input.term_end,
+            };
+            let new = create_in(c, &s.topic_prefix, caller, old.agreement_id, next, Some(old.id)).await?;
+            old.renewed_as = Some(new.id);
+            old.save(c).await?;
+            Ok(new)
+        })
+        .await?;
+    s.relay.wake();
+    Ok(row)
+}
+
+fn not_the_callers(id: Uuid) -> Error {
+    Error::Invalid { field: "id".into(), reason: format!("{id} is not a sub-authorization of the caller") }
 }
 
 impl SubAuthorization {

@@ -153,24 +153,10 @@ async fn conditionally_open_data_in_nanshan_needs_a_compliance_report_and_a_join
     assert_eq!(r.body["needs_joint_review"], false);
 }
 
-/// In Zhangjiakou the partner develops (ZJK-13): a reported sub-authorization of `org-partner`
-/// under `agreement`, and its partner's approved request. Returns the request's answer.
+/// In Zhangjiakou the partner develops (ZJK-13): its approved request under a new reported
+/// sub-authorization of `agreement`.
 async fn partner_request(p: &common::Platform, agreement: &str, res: &str) -> Value {
-    let base = p.auth.url();
-    let path = format!("/agreements/{agreement}/sub-authorizations");
-    let r = p
-        .call(&base, "POST", &path, Some(&operator(ZHANGJIAKOU)), Some(sub_authorization(res, &["line_no"], 12)))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let sub = r.body["id"].as_str().unwrap().to_string();
-    p.call(&base, "POST", &format!("/sub-authorizations/{sub}/report"), Some(&operator(ZHANGJIAKOU)), None).await;
-    p.verified_staff(ZHANGJIAKOU, "partner", Role::Partner).await;
-    let mut ask = request(agreement, res, &["line_no"], json!({}));
-    ask["sub_authorization_id"] = json!(sub);
-    let partner = platform_testkit::token("partner", ZHANGJIAKOU, &[Role::Partner]);
-    let r = p.call(&base, "POST", "/data-requests", Some(&partner), Some(ask)).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    approve_both(p, ZHANGJIAKOU, r.body["id"].as_str().unwrap()).await
+    common::partner_grant(p, ZHANGJIAKOU, agreement, res).await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,16 +195,7 @@ async fn rectification_in_zhangjiakou_suspends_every_grant_of_the_operator_zjk_3
     // The grants under the primary's agreements are its partners' (ZJK-13).
     partner_request(&p, &a1, &r1).await;
     partner_request(&p, &a2, &r2).await;
-    let case = p
-        .auth_as(
-            Role::DataAdmin,
-            ZHANGJIAKOU,
-            "POST",
-            "/supervision-cases",
-            Some(json!({"agreement_id": a1, "grounds": "超范围使用数据"})),
-        )
-        .await;
-    let cid = case.body["id"].as_str().unwrap().to_string();
+    let cid = common::open_case(&p, ZHANGJIAKOU, &a1, "超范围使用数据").await;
     let r = p
         .auth_as(
             Role::DataAdmin,

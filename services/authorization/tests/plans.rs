@@ -364,3 +364,47 @@ async fn plans_are_listed_in_keyset_pages() {
     let r = p.auth_as(Role::DataAdmin, XIAN, "GET", "/plans?cursor=x", None).await;
     assert_eq!((r.status, r.body["field"].as_str()), (422, Some("cursor")));
 }
+
+/// LZ-4: Lanzhou authorizes by scenario only (依场景授权, 一场景一议): a whole or by-sector plan and a
+/// whole-mode selection are refused under LZ-4; a scenario plan goes through, and Weifang's whole
+/// mode (WF-9) is the opposite case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanzhou_authorizes_by_scenario_only_lz_4_where_weifang_authorizes_whole_wf_9() {
+    const LANZHOU: &str = "620100";
+    let p = start().await;
+    let lz = p.resource(LANZHOU, "LZ-M", "unconditional").await;
+    for mode in ["whole", "sector", "two_tier"] {
+        let body = complete_plan("兰州市公共数据授权运营", mode, &[&lz]);
+        let r = p.auth_as(Role::ImplementingInstitution, LANZHOU, "POST", "/plans", Some(body)).await;
+        assert_eq!(
+            (r.status, r.body["type"].as_str(), r.body["rule"].as_str(), r.body["field"].as_str()),
+            (422, Some("/problems/mode-not-allowed"), Some("LZ-4"), Some("mode")),
+            "{mode}: {}",
+            r.body
+        );
+    }
+    let body = complete_plan("兰州市文旅场景授权运营", "scenario", &[&lz]);
+    let r = p.auth_as(Role::ImplementingInstitution, LANZHOU, "POST", "/plans", Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let approved = walk_to_approved(&p, LANZHOU, r.body["id"].as_str().unwrap()).await;
+    assert_eq!(approved["contents"]["mode"], "scenario");
+    // The operator selection follows the same profile value.
+    let deadline = today().checked_add_days(chrono::Days::new(10)).unwrap().to_string();
+    let announce = |mode: &str| {
+        json!({
+            "title": "文旅场景授权运营", "mode": mode, "method": "open_tender", "resource_ids": [lz],
+            "scope_description": "景区客流（日更）", "conditions": "信用评级AA以上", "criteria": "技术70分，商务30分",
+            "application_deadline": deadline
+        })
+    };
+    let r = p.auth_as(Role::ImplementingInstitution, LANZHOU, "POST", "/selections", Some(announce("whole"))).await;
+    assert_eq!((r.status, r.body["rule"].as_str()), (422, Some("LZ-4")), "{}", r.body);
+    let r = p.auth_as(Role::ImplementingInstitution, LANZHOU, "POST", "/selections", Some(announce("scenario"))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Weifang is the other way round: whole only (WF-9).
+    let wf = p.resource(WEIFANG, "WF-M", "unconditional").await;
+    let r = p
+        .auth_as(Role::ImplementingInstitution, WEIFANG, "POST", "/plans", Some(complete_plan("潍坊", "whole", &[&wf])))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}

@@ -90,6 +90,10 @@ pub struct ProfileValues {
     pub joint_review_for_conditional: Option<Ruled<bool>>,
     pub min_query_group_size: Option<Ruled<u32>>,
     pub refusal_burst_threshold: Option<Ruled<u32>>,
+    /// What an operator does on finding harm to national security, the public interest, personal
+    /// information or trade secrets: `stop_and_report` (NS-26 (三): 立即停止相应的数据运营活动，并及时
+    /// 如实…报告). Unset elsewhere: an operator may still stop and report, as a platform measure.
+    pub harm_self_report: Option<Ruled<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,7 +156,8 @@ macro_rules! each_field {
             modes,
             joint_review_for_conditional,
             min_query_group_size,
-            refusal_burst_threshold
+            refusal_burst_threshold,
+            harm_self_report
         )
     };
 }

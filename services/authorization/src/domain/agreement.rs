@@ -104,6 +104,39 @@ pub fn check_renewal(today: NaiveDate, end: NaiveDate, profile: &Profile) -> Res
     check_window(today, end, profile.values.renewal_window_months.as_ref())
 }
 
+/// Why a renewal decision is refused: the problem's slug and the refusal.
+pub type DecisionRefused = (&'static str, TermRefused);
+
+/// Whether the implementing institution may decide now on renewing an agreement whose last day in
+/// force is `end`: only where the profile renews by decision after expiry (LZ-6: 期满后…决定是否续签),
+/// and only once the term is over. Elsewhere renewal is applied for within the term (NS-15).
+pub fn check_renewal_decision(today: NaiveDate, end: NaiveDate, profile: &Profile) -> Result<(), DecisionRefused> {
+    let renewal = profile.values.renewal.as_ref();
+    match renewal.filter(|r| r.value == "decision_after_expiry") {
+        Some(r) if today <= end => Err((
+            "renewal-decided-after-expiry",
+            TermRefused {
+                reason: format!("renewal is decided after the term ends: it is in force through {end}"),
+                rule: r.rule.clone(),
+            },
+        )),
+        Some(_) => Ok(()),
+        None => Err((
+            "renewal-not-by-decision",
+            TermRefused {
+                reason: "here the operator applies for renewal during the term; nothing is decided after expiry".into(),
+                rule: renewal.map(|r| r.rule.clone()).unwrap_or_else(|| platform_policy::PLATFORM_DEFAULT.into()),
+            },
+        )),
+    }
+}
+
+/// The last day in force of a renewed term starting on `start`: the profile's fixed (or longest)
+/// term (LZ-6: 2 years); `None` where the profile sets no length.
+pub fn renewed_term_end(start: NaiveDate, profile: &Profile) -> Option<NaiveDate> {
+    profile.values.max_agreement_term_months.as_ref().map(|m| term_last_day(start, m.value))
+}
+
 /// Whether a partner may apply now to sign its secondary authorization again (ZJK-17: within the
 /// last 3 months of its term, to the primary operator).
 pub fn check_secondary_renewal(today: NaiveDate, end: NaiveDate, profile: &Profile) -> Result<(), TermRefused> {
@@ -271,6 +304,17 @@ mod tests {
         assert!(check_renewal(d("2027-01-01"), end, &profile("610000")).is_ok(), "Shaanxi sets no window");
         // Lanzhou: no application during the term, not even in its last days.
         assert_eq!(check_renewal(d("2029-12-01"), end, &profile("620100")).unwrap_err().rule, "LZ-6");
+    }
+
+    #[test]
+    fn lanzhou_decides_renewal_after_expiry_lz_6_nanshan_does_not_ns_15() {
+        let end = d("2029-02-28");
+        let lz = profile("620100");
+        assert_eq!(check_renewal_decision(end, end, &lz).unwrap_err().1.rule, "LZ-6", "its last day is in force");
+        assert!(check_renewal_decision(d("2029-03-01"), end, &lz).is_ok());
+        let (slug, refused) = check_renewal_decision(d("2029-03-01"), end, &profile("440305")).unwrap_err();
+        assert_eq!((slug, refused.rule.as_str()), ("renewal-not-by-decision", "NS-15"));
+        assert_eq!(renewed_term_end(d("2029-03-10"), &lz), Some(d("2031-03-09")));
     }
 
     #[test]

@@ -268,3 +268,57 @@ impl Platform {
         out
     }
 }
+
+/// An effective sub-authorization of `org-partner` under `agreement` over `resource`'s line_no,
+/// from today through `end` (reported to the coordination office where the profile asks, ZJK-17).
+pub async fn effective_sub_authorization(
+    p: &Platform,
+    jurisdiction: &str,
+    agreement: &str,
+    resource: &str,
+    end: chrono::NaiveDate,
+) -> Value {
+    let body = json!({
+        "partner_org": "org-partner", "partner_name": "二级开发运营主体", "scenario": "景区客流预测",
+        "scope": [{"resource_id": resource, "fields": ["line_no"]}],
+        "term_start": platform_calendar::today_in_china().to_string(), "term_end": end.to_string()
+    });
+    let base = p.auth.url();
+    let path = format!("/agreements/{agreement}/sub-authorizations");
+    let r = p.call(&base, "POST", &path, Some(&operator(jurisdiction)), Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    if r.body["state"] != "pending_report" {
+        return r.body;
+    }
+    let path = format!("/sub-authorizations/{}/report", r.body["id"].as_str().unwrap());
+    let r = p.call(&base, "POST", &path, Some(&operator(jurisdiction)), None).await;
+    assert_eq!(r.body["state"], "effective", "{}", r.body);
+    r.body
+}
+
+pub fn partner(jurisdiction: &str) -> String {
+    platform_testkit::token("partner", jurisdiction, &[Role::Partner])
+}
+
+/// The partner (verified staff) asks under a new twelve-month sub-authorization of `agreement`
+/// and both approve: (the sub-authorization's id, the approved request).
+pub async fn partner_grant(p: &Platform, jurisdiction: &str, agreement: &str, resource: &str) -> (String, Value) {
+    let end = platform_calendar::today_in_china().checked_add_months(Months::new(12)).unwrap();
+    let sub = effective_sub_authorization(p, jurisdiction, agreement, resource, end).await;
+    let sub = sub["id"].as_str().unwrap().to_string();
+    p.verified_staff(jurisdiction, "partner", Role::Partner).await;
+    let mut ask = request(agreement, resource, &["line_no"], json!({}));
+    ask["sub_authorization_id"] = json!(sub);
+    let r = p.call(&p.auth.url(), "POST", "/data-requests", Some(&partner(jurisdiction)), Some(ask)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let approved = approve_both(p, jurisdiction, r.body["id"].as_str().unwrap()).await;
+    (sub, approved)
+}
+
+/// The data management department opens a supervision case against `agreement`'s operator: its id.
+pub async fn open_case(p: &Platform, jurisdiction: &str, agreement: &str, grounds: &str) -> String {
+    let body = json!({"agreement_id": agreement, "grounds": grounds});
+    let r = p.auth_as(Role::DataAdmin, jurisdiction, "POST", "/supervision-cases", Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body["id"].as_str().unwrap().to_string()
+}

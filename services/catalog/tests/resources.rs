@@ -309,3 +309,58 @@ async fn a_replica_holding_an_older_row_decides_again_on_the_current_one_zjk_7()
     assert_eq!(count("hit"), 2.0, "{metrics}");
     b.running.stop().await;
 }
+
+/// WF-16: data whose authorized operation endangers or may endanger national security or harm the
+/// public interest is not authorized. Core data is by law the data that concerns national security
+/// and major public interests (数据安全法 第二十一条): published for the catalog, never in scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_data_is_published_but_never_authorized_wf_16() {
+    const WEIFANG: &str = "370700";
+    let s = start().await;
+    let mut core = resource("WF-GA-001", "重点目标分布信息");
+    core["security_grade"] = json!("core");
+    let core_id = s.published_in(WEIFANG, core.clone()).await;
+    let mut important = resource("WF-JT-002", "公交线路客流");
+    important["security_grade"] = json!("important");
+    let important_id = s.published_in(WEIFANG, important).await;
+    let r = get(&s, &core_id).await;
+    assert_eq!(
+        (r.body["state"].as_str(), r.body["authorizable"].as_bool(), r.body["not_authorizable_rule"].as_str()),
+        (Some("published"), Some(false), Some("WF-16")),
+        "{}",
+        r.body
+    );
+    assert_eq!(get(&s, &important_id).await.body["authorizable"], true, "important data is not excluded by grade");
+
+    let r = register(&s, &core_id).await;
+    assert_eq!(
+        (r.status, r.body["type"].as_str(), r.body["rule"].as_str()),
+        (422, Some("/problems/not-authorizable"), Some("WF-16")),
+        "{}",
+        r.body
+    );
+    assert_eq!(register(&s, &important_id).await.status, 201);
+    // Not open and core: the first exclusion (NS-2) is the one cited.
+    core["code"] = json!("WF-GA-003");
+    core["open_category"] = json!("not_open");
+    let both = s.published_in(WEIFANG, core).await;
+    assert_eq!(get(&s, &both).await.body["not_authorizable_rule"], "NS-2");
+
+    // The event tells authorization, which refuses the resource in an agreement's scope.
+    let events = s.read_events(topics::CATALOG_RESOURCE, 3).await;
+    let published: Vec<_> = events
+        .iter()
+        .map(|e| e.payload_as::<pb::ResourceEvent>().unwrap().resource.unwrap())
+        .filter(|r| r.id == core_id)
+        .map(|r| (r.authorizable, r.not_authorizable_rule))
+        .collect();
+    assert!(published.contains(&(false, "WF-16".to_string())), "{published:?}");
+}
+
+async fn get(s: &Svc, id: &str) -> common::Reply {
+    s.as_role_in(Role::Operator, "370700", "GET", &format!("/resources/{id}"), None).await
+}
+
+async fn register(s: &Svc, id: &str) -> common::Reply {
+    s.as_role_in(Role::ImplementingInstitution, "370700", "POST", &format!("/resources/{id}/registration"), None).await
+}

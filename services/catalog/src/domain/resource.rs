@@ -207,6 +207,12 @@ impl ResourceContent {
             // NS-2: not-open data is never in scope of authorized operation.
             return Authorizability { authorizable: false, rule: Some("NS-2") };
         }
+        if self.security_grade == SecurityGrade::Core {
+            // WF-16 (and ZJK-15): data whose authorized operation endangers or may endanger national
+            // security or harm the public interest is never authorized. Core data is by law the
+            // data that concerns national security and major public interests (数据安全法 第二十一条).
+            return Authorizability { authorizable: false, rule: Some("WF-16") };
+        }
         if self.provenance.kind == ProvenanceKind::SharedIn && !self.provenance.provider_consent {
             // SX-5 (and ZJK-15): shared-in data needs the provider's consent first.
             return Authorizability { authorizable: false, rule: Some("SX-5") };

@@ -36,7 +36,12 @@ async fn run(settings: CommonSettings) -> Svc {
 }
 
 pub fn token(role: Role) -> String {
-    kit::token(&format!("{}-user", role.as_str()), SHAANXI, &[role])
+    token_in(role, SHAANXI)
+}
+
+/// A token of `role` in `jurisdiction` (subject `<role>-user`, organisation `org-<role>-user`).
+pub fn token_in(role: Role, jurisdiction: &str) -> String {
+    kit::token(&format!("{}-user", role.as_str()), jurisdiction, &[role])
 }
 
 pub use kit::Reply;
@@ -52,23 +57,39 @@ impl Svc {
     }
 
     pub async fn as_role(&self, role: Role, method: &str, path: &str, body: Option<Value>) -> Reply {
-        self.call(method, path, Some(&token(role)), body).await
+        self.as_role_in(role, SHAANXI, method, path, body).await
+    }
+
+    pub async fn as_role_in(&self, role: Role, j: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, Some(&token_in(role, j)), body).await
     }
 
     /// Creates and submits a resource; returns its id.
     pub async fn submitted(&self, content: Value) -> String {
-        let r = self.as_role(Role::IndustryDept, "POST", "/resources", Some(content)).await;
+        self.submitted_in(SHAANXI, content).await
+    }
+
+    /// Creates and submits a resource in `jurisdiction`; returns its id.
+    pub async fn submitted_in(&self, jurisdiction: &str, content: Value) -> String {
+        let r = self.as_role_in(Role::IndustryDept, jurisdiction, "POST", "/resources", Some(content)).await;
         assert_eq!(r.status, 201, "{}", r.body);
         let id = r.body["id"].as_str().unwrap().to_string();
-        let r = self.as_role(Role::IndustryDept, "POST", &format!("/resources/{id}/submit"), None).await;
+        let path = format!("/resources/{id}/submit");
+        let r = self.as_role_in(Role::IndustryDept, jurisdiction, "POST", &path, None).await;
         assert_eq!(r.status, 200, "{}", r.body);
         id
     }
 
     /// Creates, submits and publishes a resource; returns its id.
     pub async fn published(&self, content: Value) -> String {
-        let id = self.submitted(content).await;
-        let r = self.as_role(Role::DataAdmin, "POST", &format!("/resources/{id}/publish"), None).await;
+        self.published_in(SHAANXI, content).await
+    }
+
+    /// Creates, submits and publishes a resource in `jurisdiction`; returns its id.
+    pub async fn published_in(&self, jurisdiction: &str, content: Value) -> String {
+        let id = self.submitted_in(jurisdiction, content).await;
+        let path = format!("/resources/{id}/publish");
+        let r = self.as_role_in(Role::DataAdmin, jurisdiction, "POST", &path, None).await;
         assert_eq!(r.status, 200, "{}", r.body);
         id
     }

@@ -97,6 +97,13 @@ pub async fn run_with(settings: GatewaySettings) -> Result<Running, StartError> 
         changed: Some(workloads.wake.clone()),
     };
     platform.consume("sandbox-gateway-grants", &[topics::AUTHORIZATION_GRANT], Arc::new(grants))?;
+    {
+        let mut c = platform_store::conn(&platform.pool).await.map_err(|e| step("workspace row ids")(e.to_string()))?;
+        let rebuilt = workspaces::add_row_ids(&mut c).await.map_err(|e| step("workspace row ids")(e.to_string()))?;
+        if rebuilt > 0 {
+            tracing::info!(rebuilt, "workspaces rebuilt with row ids for overlap control");
+        }
+    }
     let state = app::State {
         pool: platform.pool.clone(),
         data,

@@ -280,6 +280,31 @@ pub async fn refresh_for_resource(conn: &mut AsyncPgConnection, resource: Uuid) 
     Ok(rows.len())
 }
 
+/// Rebuilds the relations of live workspaces made before relations carried row ids (overlap
+/// control needs `__sbx_rid`), e.g. a `make run` directory from an earlier version; returns how
+/// many workspaces were rebuilt. Run at start.
+pub async fn add_row_ids(conn: &mut AsyncPgConnection) -> diesel::QueryResult<usize> {
+    #[derive(QueryableByName)]
+    struct Stale {
+        #[diesel(sql_type = SqlUuid)]
+        resource_id: Uuid,
+    }
+    let stale: Vec<Stale> = diesel::sql_query(format!(
+        "SELECT DISTINCT (s.item->>'resource_id')::uuid AS resource_id FROM workspaces w, \
+         jsonb_array_elements(w.scope) AS s(item) WHERE w.state <> 'destroyed' AND EXISTS ( \
+         SELECT 1 FROM pg_tables t WHERE t.schemaname = w.schema_name AND NOT EXISTS ( \
+         SELECT 1 FROM information_schema.columns c WHERE c.table_schema = t.schemaname \
+         AND c.table_name = t.tablename AND c.column_name = '{ROW_ID}'))"
+    ))
+    .load(conn)
+    .await?;
+    let mut rebuilt = 0;
+    for s in stale {
+        rebuilt += refresh_for_resource(conn, s.resource_id).await?;
+    }
+    Ok(rebuilt)
+}
+
 /// Applies grant events to workspaces.
 pub struct GrantHandler {
     pub profiles: Arc<Profiles>,

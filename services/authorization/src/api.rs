@@ -56,6 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sub-authorizations/{id}/report", web::post().to(report_sub_authorization))
         .route("/sub-authorizations/{id}/renewal", web::post().to(apply_for_sub_renewal))
         .route("/sub-authorizations/{id}/re-sign", web::post().to(re_sign_sub_authorization))
+        .route("/sub-authorizations/{id}/terminate", web::post().to(terminate_sub_authorization))
         .route("/agreements/{id}/{action}", web::post().to(agreement_step))
         .route("/data-requests", web::post().to(create_request))
         .route("/data-requests/{id}/decision", web::post().to(decide_request))
@@ -456,6 +457,19 @@ async fn re_sign_sub_authorization(
     Ok(HttpResponse::Created().json(crate::sub_authorizations::re_sign(&s, &caller, *id, body.0).await?))
 }
 
+#[utoipa::path(post, path = "/sub-authorizations/{id}/terminate", request_body = ReasonBody,
+    responses((status = 200, body = crate::sub_authorizations::SubAuthorization), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])), description = "The primary operator ends a partner's sub-authorization on its own; the partner's grants under it are revoked (operator; ZJK-35, NS-27).")]
+async fn terminate_sub_authorization(
+    caller: Caller,
+    s: web::Data<State>,
+    id: web::Path<Uuid>,
+    body: Json<ReasonBody>,
+) -> Reply {
+    caller.require(&[Role::Operator])?;
+    Ok(HttpResponse::Ok().json(crate::sub_authorizations::terminate(&s, &caller, *id, &body.reason).await?))
+}
+
 #[utoipa::path(get, path = "/sub-authorizations", responses((status = 200, body = Vec<crate::sub_authorizations::SubAuthorization>)),
     security(("bearer" = [])), description = "Sub-authorizations: an operator's own, a partner's, or the jurisdiction's.")]
 async fn list_sub_authorizations(caller: Caller, s: web::Data<State>) -> Reply {
@@ -603,6 +617,7 @@ async fn deregister_staff(caller: Caller, s: web::Data<State>, id: web::Path<Uui
     paths(list_profiles, get_profile, create_plan, list_plans, get_plan, update_plan, change_plan, plan_step,
         create_agreement, list_agreements, get_agreement, finance_opinion, request_renewal, agreement_step,
         evaluate_operator, list_evaluations, decide_renewal, report_harm, apply_for_sub_renewal, re_sign_sub_authorization,
+        terminate_sub_authorization,
         create_request, decide_request, compliance_report, joint_review, list_grants, get_grant, open_case, case_step,
         list_cases, get_case, list_sandbox_alerts,
         list_city_filings, create_sub_authorization, report_sub_authorization, list_sub_authorizations,

@@ -788,6 +788,22 @@ impl GrantRow {
             .await?;
         Ok(n == 1)
     }
+    /// The active or suspended grants made on requests under a sub-authorization, locked.
+    pub async fn of_sub_authorization_for_update(conn: &mut AsyncPgConnection, sub: Uuid) -> Result<Vec<GrantRow>> {
+        let requests: Vec<Uuid> = data_requests::table
+            .filter(data_requests::sub_authorization_id.eq(sub))
+            .select(data_requests::id)
+            .load(conn)
+            .await?;
+        Ok(grants::table
+            .filter(grants::request_id.eq_any(requests))
+            .filter(grants::state.eq_any(["active", "suspended"]))
+            .order(grants::id)
+            .select(GrantRow::as_select())
+            .for_update()
+            .load(conn)
+            .await?)
+    }
     pub async fn suspended_by(conn: &mut AsyncPgConnection, case: Uuid) -> Result<Vec<GrantRow>> {
         Ok(grants::table
             .filter(grants::suspended_by_case.eq(case))

@@ -363,6 +363,53 @@ pub async fn re_sign(s: &State, caller: &Caller, id: Uuid, input: ReSignInput) -
     Ok(row)
 }
 
+/// The primary operator ends a partner's sub-authorization on its own, on one of the grounds its
+/// rule names (ZJK-35: an incident, a breach, a poor evaluation not improved after a warning, a
+/// change of law or policy; NS-27 (三): not rectified as required): the partner's grants under it
+/// are revoked with it, in one transaction. Its own agreement goes on.
+pub async fn terminate(s: &State, caller: &Caller, id: Uuid, reason: &str) -> Result<SubAuthorization> {
+    if reason.trim().is_empty() || reason.chars().count() > 2000 {
+        return Err(Error::Invalid { field: "reason".into(), reason: "1 to 2000 characters".into() });
+    }
+    let mut pooled = platform_store::conn(&s.pool).await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let row = conn
+        .transaction::<_, Error, _>(async move |c: &mut AsyncPgConnection| {
+            let agreement_id = find(c, id).await?.agreement_id;
+            let a = AgreementRow::find(c, agreement_id, true).await?;
+            let mut row = find_for_update(c, id).await?;
+            if row.operator_org != caller.org() {
+                return Err(not_the_callers(id));
+            }
+            if row.state == "ended" {
+                return Err(Error::Conflict { state: row.state, reason: "it has ended already".into() });
+            }
+            let profile = ProfileRow::find(c, &a.jurisdiction, a.profile_version).await?.profile()?;
+            let rule = profile
+                .values
+                .sub_authorization_termination
+                .as_ref()
+                .map(|t| t.rule.clone())
+                .unwrap_or_else(|| platform_policy::PLATFORM_DEFAULT.into());
+            let why = format!("terminated by the primary operator ({rule}): {}", reason.trim());
+            let grants = crate::store::GrantRow::of_sub_authorization_for_update(c, id).await?;
+            let m = crate::grants::GrantMove {
+                to: "revoked",
+                change: platform_events::authorization::GrantChange::Revoked,
+                case: None,
+                actor: caller.subject(),
+                reason: &why,
+                rule: &rule,
+            };
+            crate::grants::change_grants(c, &s.topic_prefix, grants, &m).await?;
+            row.end(c, &s.topic_prefix, caller.subject(), &why).await?;
+            Ok(row)
+        })
+        .await?;
+    s.relay.wake();
+    Ok(row)
+}
+
 fn not_the_callers(id: Uuid) -> Error {
     Error::Invalid { field: "id".into(), reason: format!("{id} is not a sub-authorization of the caller") }
 }

@@ -172,3 +172,35 @@ async fn in_weifang_an_operator_exits_when_its_term_ends_or_on_early_termination
     assert_eq!(rule_of(&g1, pb::GrantChange::Expired).as_deref(), Some("WF-27"));
     assert_eq!(rule_of(&g2, pb::GrantChange::Revoked).as_deref(), Some("WF-24"));
 }
+
+/// ZJK-35: 授权运营协调机制办公室或一级开发运营主体有权单方面终止协议 — the primary operator ends its
+/// partner's sub-authorization on its own; the partner's access goes with it, the primary's stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_primary_operator_ends_a_partners_sub_authorization_on_its_own_zjk_35_and_keeps_its_agreement() {
+    let p = start().await;
+    let base = p.auth.url();
+    let res = p.resource(ZHANGJIAKOU, "ZJK-E", "unconditional").await;
+    let a = common::active_agreement(&p, ZHANGJIAKOU, &res, &["line_no"]).await;
+    let (sub, approved) = common::partner_grant(&p, ZHANGJIAKOU, &a, &res).await;
+    let g = approved["grant_id"].as_str().unwrap().to_string();
+    let path = format!("/sub-authorizations/{sub}/terminate");
+    let why = json!({"reason": "合作方发生数据泄露事故（ZJK-35（二））"});
+    // Neither the partner nor another operator ends it.
+    let r = p.call(&base, "POST", &path, Some(&common::partner(ZHANGJIAKOU)), Some(why.clone())).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let stranger = platform_testkit::token("stranger", ZHANGJIAKOU, &[Role::Operator]);
+    let r = p.call(&base, "POST", &path, Some(&stranger), Some(why.clone())).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = p.call(&base, "POST", &path, Some(&operator(ZHANGJIAKOU)), Some(why.clone())).await;
+    assert_eq!(r.body["state"], "ended", "{}", r.body);
+    assert!(r.body["end_reason"].as_str().unwrap().contains("ZJK-35"), "{}", r.body);
+    let r = p.call(&base, "POST", &path, Some(&operator(ZHANGJIAKOU)), Some(why)).await;
+    assert_eq!(r.status, 409, "ended once: {}", r.body);
+    let pg = grant(&p, ZHANGJIAKOU, &g).await;
+    assert_eq!(pg["state"], "revoked", "{pg}");
+    let ag = p.auth_as(Role::DataAdmin, ZHANGJIAKOU, "GET", &format!("/agreements/{a}"), None).await;
+    assert_eq!(ag.body["state"], "active");
+    let events = p.events::<pb::GrantEvent>(topics::AUTHORIZATION_GRANT, 2).await;
+    let revoked = events.iter().find(|(_, e)| e.change == pb::GrantChange::Revoked as i32).expect("revoked");
+    assert_eq!((revoked.0.aggregate_id.as_str(), revoked.1.rule.as_str()), (g.as_str(), "ZJK-35"));
+}

@@ -307,6 +307,7 @@ async fn every_renewal_evaluation_and_harm_report_endpoint_refuses_a_missing_tok
             Some(json!({"term_end": today()})),
             vec![Role::Operator],
         ),
+        ("POST", format!("/sub-authorizations/{sub}/terminate"), Some(json!({"reason": "违约"})), vec![Role::Operator]),
     ];
     p.assert_roles(XIAN, &endpoints).await;
 }

@@ -94,6 +94,9 @@ pub struct ProfileValues {
     /// information or trade secrets: `stop_and_report` (NS-26 (三): 立即停止相应的数据运营活动，并及时
     /// 如实…报告). Unset elsewhere: an operator may still stop and report, as a platform measure.
     pub harm_self_report: Option<Ruled<String>>,
+    /// Whether the primary operator may end a partner's sub-authorization on its own
+    /// (`by_primary_operator`: ZJK-35 单方面终止协议; NS-27 (三) 终止服务协议).
+    pub sub_authorization_termination: Option<Ruled<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,7 +160,8 @@ macro_rules! each_field {
             joint_review_for_conditional,
             min_query_group_size,
             refusal_burst_threshold,
-            harm_self_report
+            harm_self_report,
+            sub_authorization_termination
         )
     };
 }

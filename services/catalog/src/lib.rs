@@ -92,6 +92,11 @@ impl Gauges {
         )?;
         m.registry.register(Box::new(resources.clone()))?;
         m.registry.register(Box::new(overdue.clone()))?;
+        // Every state's series exists from the start (at 0 until the first refresh), so a scrape
+        // right after start finds what the dashboard reads.
+        for st in domain::resource::ResourceState::ALL {
+            resources.with_label_values(&[st.as_str()]).set(0);
+        }
         Ok(Gauges { resources, overdue })
     }
 

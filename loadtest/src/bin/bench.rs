@@ -242,9 +242,9 @@ fn chrono_now() -> chrono::DateTime<chrono::Utc> {
 }
 
 /// (b) commit-to-consumer latency at `rate` events/s for `secs` seconds.
-async fn latency_at(rig: &Rig, rate: u64, secs: u64) -> (f64, f64, usize) {
+async fn latency_at(rig: &Rig, rate: u64, secs: u64, base: usize) -> (f64, f64, usize) {
     let total = (rate * secs) as usize;
-    let ids = rig.submitted(100_000, total).await;
+    let ids = rig.submitted(base, total).await;
     let committed: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = Instant::now();
@@ -359,6 +359,7 @@ async fn auth_rig() -> AuthRig {
         topic_prefix: settings.kafka.topic_prefix.clone(),
     };
     let (agreement, resource) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    // Rows made here record the profile version in force (versions follow the profile files).
     let mut c = platform_store::conn(&state.pool).await.unwrap();
     for sql in [
         format!(
@@ -369,7 +370,7 @@ async fn auth_rig() -> AuthRig {
         format!(
             "INSERT INTO agreements (id, jurisdiction, operator_org, operator_name, state, scope, resource_ids, products, term_start, term_end, profile_version, created_by) \
              VALUES ('{agreement}', '610000', 'org-bench', '基准运营机构', 'active', '[{{\"resource_id\":\"{resource}\",\"fields\":[\"a\"]}}]', \
-             ARRAY['{resource}'::uuid], '[\"p\"]', current_date - 30, current_date + 700, 1, 'bench')"
+             ARRAY['{resource}'::uuid], '[\"p\"]', current_date - 30, current_date + 700, (SELECT max(version) FROM profile_versions WHERE jurisdiction = '610000'), 'bench')"
         ),
     ] {
         diesel::sql_query(sql).execute(&mut *c).await.unwrap();
@@ -384,7 +385,7 @@ impl AuthRig {
         let request = uuid::Uuid::now_v7();
         diesel::sql_query(format!(
             "INSERT INTO data_requests (id, agreement_id, jurisdiction, requester_org, requested_by, scenario, scope, development_plan, valid_until, state, needs_joint_review, profile_version) \
-             VALUES ('{request}', '{}', '610000', 'org-bench', 'bench', 's', '[]', 'p', current_date + 600, 'approved', false, 1)",
+             VALUES ('{request}', '{}', '610000', 'org-bench', 'bench', 's', '[]', 'p', current_date + 600, 'approved', false, (SELECT max(version) FROM profile_versions WHERE jurisdiction = '610000'))",
             self.agreement
         ))
         .execute(&mut *c)
@@ -393,7 +394,8 @@ impl AuthRig {
         diesel::sql_query(format!(
             "INSERT INTO grants (id, agreement_id, request_id, jurisdiction, principal_org, operator_org, scenario, scope, min_group_size, valid_from, valid_until, state, profile_version, log_retention_months) \
              SELECT gen_random_uuid(), '{}', '{request}', '610000', 'org-bench', 'org-bench', '场景' || i, '[]', 10, current_date - 60, \
-               CASE WHEN i <= {due} THEN current_date - 1 ELSE current_date + 30 END, 'active', 1, 6 \
+               CASE WHEN i <= {due} THEN current_date - 1 ELSE current_date + 30 END, 'active', \
+               (SELECT max(version) FROM profile_versions WHERE jurisdiction = '610000'), 6 \
              FROM generate_series(1, {n}) AS i",
             self.agreement
         ))
@@ -468,7 +470,7 @@ async fn request_to_grant(rig: &AuthRig, total: usize, clients: usize) -> f64 {
                     .json()
                     .await
                     .unwrap();
-                let id = r["id"].as_str().unwrap().to_string();
+                let id = r["id"].as_str().unwrap_or_else(|| panic!("the data request was refused: {r}")).to_string();
                 let ok = serde_json::json!({"decision": "approve", "opinion": "同意"});
                 for t in [&institution, &source] {
                     let r = http
@@ -554,7 +556,8 @@ async fn catalog_benches(n: usize) {
     // is not a figure (issue 19).
     let mut p99s = Vec::new();
     for run in 1..=3 {
-        let (p50, p99, count) = latency_at(&rig, 500, 10).await;
+        // Each run publishes resources of its own (resource codes are unique).
+        let (p50, p99, count) = latency_at(&rig, 500, 10, run * 100_000).await;
         println!(
             "(b) run {run}: commit-to-consumer latency at 500 events/s over 10 s ({count} events): p50 {p50:.1} ms, p99 {p99:.1} ms"
         );

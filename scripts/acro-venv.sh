@@ -12,14 +12,8 @@ VENV="$CARGO_TARGET_DIR/acro-venv"
 # acro 1.0.2 leaves its dependencies unpinned: these are the versions it was tested with here.
 REQUIREMENTS="acro==1.0.2 pandas==2.3.3 numpy==2.4.6 statsmodels==0.15.0 scipy==1.17.1 patsy==1.0.3 \
 matplotlib==3.11.2 openpyxl==3.1.5 PyYAML==6.0.4 rdflib==7.6.0 lxml==6.2.0 tabulate==0.10.0"
-STAMP="$VENV/.requirements"
-
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$REQUIREMENTS" ]; then
-  echo "acro-venv: installing $REQUIREMENTS into $VENV"
-  python3 -m venv --clear "$VENV" || {
-    echo "acro-venv: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 2; }
-  # shellcheck disable=SC2086
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check $REQUIREMENTS
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$REQUIREMENTS" ]; then
+  . scripts/venv.sh
+  ensure_venv "$VENV" acro-venv "$REQUIREMENTS"
   "$VENV/bin/python" -c 'import acro, acro.version as v; assert v.__version__ == "1.0.2", v.__version__'
-  echo "$REQUIREMENTS" > "$STAMP"
 fi

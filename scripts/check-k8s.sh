@@ -13,16 +13,8 @@ cd "$(dirname "$0")/.."
 
 VENV="$CARGO_TARGET_DIR/k8s-venv"
 REQUIREMENTS="helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 PyYAML==6.0.3"
-STAMP="$VENV/.requirements"
-
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$REQUIREMENTS" ]; then
-  echo "check-k8s: installing $REQUIREMENTS into $VENV"
-  python3 -m venv --clear "$VENV" || {
-    echo "check-k8s: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 2; }
-  # shellcheck disable=SC2086
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check $REQUIREMENTS
-  echo "$REQUIREMENTS" > "$STAMP"
-fi
+. scripts/venv.sh
+ensure_venv "$VENV" check-k8s "$REQUIREMENTS"
 
 if ! command -v promtool >/dev/null 2>&1; then
   echo "check-k8s: installing promtool (Debian package prometheus)"

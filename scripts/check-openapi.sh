@@ -11,13 +11,8 @@ cd "$(dirname "$0")/.."
 SERVICES="catalog authorization sandbox-gateway"
 VENV="$CARGO_TARGET_DIR/openapi-venv"
 REQUIREMENTS="openapi-spec-validator==0.9.0"
-STAMP="$VENV/.requirements"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$REQUIREMENTS" ]; then
-  echo "check-openapi: installing $REQUIREMENTS into $VENV"
-  python3 -m venv --clear "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check $REQUIREMENTS
-  echo "$REQUIREMENTS" > "$STAMP"
-fi
+. scripts/venv.sh
+ensure_venv "$VENV" check-openapi "$REQUIREMENTS"
 
 "$VENV/bin/python" - "$CARGO_TARGET_DIR/openapi" $SERVICES <<'PY'
 import json, sys

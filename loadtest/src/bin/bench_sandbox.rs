@@ -301,7 +301,7 @@ async fn overlap_control(rig: &Rig, direct: &tokio_postgres::Client, resource: u
         .await
         .unwrap();
     let stored: Vec<sandbox_gateway::workspaces::StoredRelation> = serde_json::from_value(rels.relations).unwrap();
-    let versions = sandbox_gateway::released::data_versions(&stored);
+    let versions = sandbox_gateway::store::released::data_versions(&stored);
     let cells = direct
         .query(
             &format!("SELECT array_agg(__sbx_rid) FROM {schema}.people GROUP BY district, age ORDER BY district, age"),
@@ -311,9 +311,9 @@ async fn overlap_control(rig: &Rig, direct: &tokio_postgres::Client, resource: u
         .unwrap();
     let mut sets = Vec::with_capacity(answers);
     for (i, row) in cells.iter().cycle().take(answers).enumerate() {
-        let mut set = sandbox_gateway::overlap::RowSet::new();
+        let mut set = sandbox_gateway::domain::overlap::RowSet::new();
         // Past the cells' count the same cells again, each as another answer's group.
-        sandbox_gateway::overlap::add_rows(&mut set, 0, row.get::<_, Vec<Option<i32>>>(0));
+        sandbox_gateway::domain::overlap::add_rows(&mut set, 0, row.get::<_, Vec<Option<i32>>>(0));
         sets.push((-(answers as i64) + i as i64, set));
     }
     let bytes: usize = sets.iter().map(|(_, s)| s.serialized_size()).sum();
@@ -321,7 +321,7 @@ async fn overlap_control(rig: &Rig, direct: &tokio_postgres::Client, resource: u
     for chunk in sets.chunks(200) {
         let mut tx = platform_store::conn(&rig.gateway.pool).await.unwrap();
         for (seq, set) in chunk {
-            sandbox_gateway::released::ReleasedGroups::append(
+            sandbox_gateway::store::released::ReleasedGroups::append(
                 &mut tx,
                 grant_id,
                 &versions,
@@ -337,8 +337,8 @@ async fn overlap_control(rig: &Rig, direct: &tokio_postgres::Client, resource: u
         .query(&format!("SELECT array_agg(__sbx_rid) FROM {schema}.people WHERE district = '区3'"), &[])
         .await
         .unwrap();
-    let mut large = sandbox_gateway::overlap::RowSet::new();
-    sandbox_gateway::overlap::add_rows(&mut large, 0, district[0].get::<_, Vec<Option<i32>>>(0));
+    let mut large = sandbox_gateway::domain::overlap::RowSet::new();
+    sandbox_gateway::domain::overlap::add_rows(&mut large, 0, district[0].get::<_, Vec<Option<i32>>>(0));
     println!(
         "(i) memory: the row sets of {answers} answers of {cell_rows} rows each hold {:.1} MiB ({:.1} KiB per 1,000 rows \
          released); one of {} rows (a district) {:.0} KiB, so 1,000 such answers {:.0} MiB",

@@ -23,8 +23,8 @@ pub struct State {
     pub workloads: Option<crate::workloads::Workloads>,
     /// Per-group totals by workspace data version (see [`crate::check::Totals`]).
     pub totals: crate::query::TotalsCache,
-    /// Groups released per grant, for overlap control (see [`crate::overlap`]).
-    pub released: crate::released::ReleasedGroups,
+    /// Groups released per grant, for overlap control (see [`crate::domain::overlap`]).
+    pub released: crate::store::released::ReleasedGroups,
 }
 
 impl State {

@@ -11,7 +11,7 @@
 //! An accepted query is rewritten, never passed through: it is printed back from the parsed tree
 //! (so nothing hidden in comments survives), the caller's `WHERE` moves into a `FILTER` on every
 //! aggregate so each group carries both its matching row count (`__sbx_n`) and its total
-//! (`__sbx_total`) for small-group and complement suppression ([`crate::suppress`]), every output
+//! (`__sbx_total`) for small-group and complement suppression ([`crate::domain::suppress`]), every output
 //! column gets a unique name, and the caller's `LIMIT` moves to an outer query capped by the
 //! gateway's row limit. The result is one JSON text per row (`row_to_json`).
 

@@ -13,15 +13,14 @@ pub mod audit;
 pub mod catalog_view;
 pub mod check;
 pub mod datasets;
+pub mod domain;
 pub mod errors;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
-pub mod overlap;
 pub mod pgpool;
 pub mod query;
-pub mod released;
-pub mod suppress;
+pub mod store;
 pub mod workloads;
 pub mod workspaces;
 
@@ -113,7 +112,7 @@ pub async fn run_with(settings: GatewaySettings) -> Result<Running, StartError> 
         metrics,
         workloads: Some(workloads.clone()),
         totals: query::TotalsCache::default(),
-        released: released::ReleasedGroups::default(),
+        released: store::released::ReleasedGroups::default(),
     };
     let _ = cell.set(state.clone());
     platform.spawn(move |stop| workloads.run(cell, stop));

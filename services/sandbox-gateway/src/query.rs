@@ -18,11 +18,11 @@ use crate::SERVICE;
 use crate::app::State;
 use crate::audit::{self, Record, sha256_hex};
 use crate::check::{self, GROUP_KEY, GROUP_ROWS, GROUP_TOTAL, GROUP_WITHOUT, Refusal, Shape};
+use crate::domain::overlap::{self, Collision, Judgement, Released, RowSet};
+use crate::domain::suppress::{self, Group};
 use crate::errors::{Error, Result};
 use crate::limits::{MAX_RESULT_BYTES, MAX_ROWS, MAX_SQL_BYTES, STATEMENT_TIMEOUT_MS};
-use crate::overlap::{self, Collision, Judgement, Released, RowSet};
-use crate::released::{self, ReleasedGroups};
-use crate::suppress::{self, Group};
+use crate::store::released::{self, ReleasedGroups};
 use crate::workspaces::{self, WorkspaceRow, quote_ident};
 
 /// Entries the totals cache keeps before it starts again.

@@ -40,7 +40,7 @@ pub fn suppressed(groups: &[Group], min: u64, grouped: bool) -> Vec<bool> {
 }
 
 /// As [`suppressed`], with the groups `forced` marks dropped as well (overlap control,
-/// [`crate::overlap`]): secondary suppression covers them like the others.
+/// [`crate::domain::overlap`]): secondary suppression covers them like the others.
 pub fn suppressed_with(groups: &[Group], min: u64, grouped: bool, forced: &[bool]) -> Vec<bool> {
     let mut out: Vec<bool> = groups
         .iter()

@@ -1,5 +1,5 @@
 //! The per-grant history of released groups that overlap control checks against
-//! ([`crate::overlap`]): kept in the gateway's database (`released_groups`), so it survives a
+//! ([`crate::domain::overlap`]): kept in the gateway's database (`released_groups`), so it survives a
 //! restart and is shared by every replica and by every user of the grant (an operator's staff
 //! and partners query one grant's workspace: a tracker split between them is still one
 //! history), and cached per grant in memory.
@@ -15,9 +15,9 @@ use diesel::sql_types::{BigInt, Bytea, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use uuid::Uuid;
 
+use crate::domain::overlap::{self, Released, RowSet};
 use crate::errors::{Error, Result};
 use crate::limits::RELEASED_CACHE_BYTES;
-use crate::overlap::{self, Released, RowSet};
 
 /// Advisory-lock class of a grant's query serialization ("relg").
 const LOCK_CLASS: i32 = 0x7265_6c67;
